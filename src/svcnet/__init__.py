@@ -1,0 +1,1 @@
+"""svcnet: Kubernetes Service networking that really runs."""

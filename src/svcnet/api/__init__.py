@@ -1,0 +1,1 @@
+"""Wire objects and their rules: schema, kinds, codec, defaults, validation, patch, printers, errors."""

@@ -1,0 +1,1 @@
+"""The HTTP API server: routes, discovery, watch, authn/authz, TLS."""

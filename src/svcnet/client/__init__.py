@@ -1,0 +1,1 @@
+"""API client and informers."""
