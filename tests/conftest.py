@@ -1,0 +1,171 @@
+"""Shared fixtures: a real `svcnet server` process, kubectl bound to it, and an in-process
+server for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A `svcnet server` child process on a loopback port with its own data dir."""
+
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[str] | None = None
+    ready_line: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def token(self) -> str:
+        cfg = yaml.safe_load(self.kubeconfig.read_text())
+        return str(cfg["users"][0]["user"]["token"])
+
+    def start(self, *extra: str, timeout: float = 20.0) -> None:
+        cmd = [sys.executable, "-m", "svcnet.cli.main", "server", "--data-dir",
+               str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if "svcnet server ready" in line:
+                self.ready_line = line
+                return
+        self.stop()
+        raise RuntimeError(f"server did not start: {line!r}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        rc = self.proc.returncode
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+        return rc
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path / "data", free_port())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path_factory.mktemp("srv") / "data", free_port())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@dataclass
+class Kubectl:
+    """Runs the real kubectl against a server, with a private discovery cache."""
+
+    kubeconfig: Path
+    cache_dir: Path
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        cmd = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir",
+               str(self.cache_dir), *args]
+        res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}\n{res.stderr}")
+        return res
+
+    def __call__(self, *args: str, **kw: object) -> str:
+        return self.run(*args, **kw).stdout  # type: ignore[arg-type]
+
+
+def kubectl_for(srv: ServerProcess, tmp: Path) -> Kubectl:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    return Kubectl(srv.kubeconfig, tmp / "kube-cache")
+
+
+@pytest.fixture
+def kubectl(shared_server: ServerProcess, tmp_path: Path) -> Kubectl:
+    return kubectl_for(shared_server, tmp_path)
+
+
+# --- in-process server (integration tier) ---------------------------------------------------
+
+@dataclass
+class InProcess:
+    """An ApiServer on an aiohttp test server (plain HTTP) with an admin token."""
+
+    client: object  # aiohttp.test_utils.TestClient
+    token: str
+    api: object  # ApiServer
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+async def inproc(tmp_path: Path) -> AsyncIterator[InProcess]:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from svcnet.apiserver.auth import TokenFile
+    from svcnet.apiserver.server import ApiServer
+    from svcnet.store.factory import open_store
+
+    tokens = TokenFile(tmp_path / "tokens.json")
+    token = tokens.admin_token()
+    store = await open_store("sqlite", str(tmp_path))
+    api = ApiServer(store, tokens, server_address="127.0.0.1:0")
+    client = TestClient(TestServer(api.app()))
+    await client.start_server()
+    try:
+        yield InProcess(client, token, api)
+    finally:
+        await client.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"svcnet tests; root={os.geteuid() == 0}; kubectl={shutil.which('kubectl')}"
