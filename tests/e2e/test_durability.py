@@ -162,3 +162,29 @@ def test_body_too_large_and_auth(server: ServerProcess) -> None:
     code, st = http.call("GET", SVCS, token="wrong")
     assert code == 401 and st["reason"] == "Unauthorized"
     assert http.call("GET", SVCS)[0] == 200
+
+
+def test_starts_fast_and_stops_cleanly_on_sigterm(tmp_path: Any) -> None:
+    from conftest import free_port
+    srv = ServerProcess(tmp_path / "data", free_port())
+    srv.start()  # first start: makes the CA, certificate and token
+    srv.stop()
+    t0 = time.monotonic()
+    srv.start()
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0, f"server took {elapsed:.2f}s to be ready"
+    assert Http(srv).call("GET", SVCS)[0] == 200
+    assert srv.stop(signal.SIGTERM) == 0
+
+
+def test_node_token_from_cli(server: ServerProcess) -> None:
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "svcnet.cli.main", "token", "create", "--node",
+                          "node-a", "--data-dir", str(server.data_dir)],
+                         capture_output=True, text=True, check=True)
+    token = out.stdout.strip()
+    http = Http(server)
+    assert http.call("GET", SVCS, token=token)[0] == 200
+    code, st = http.call("POST", SVCS, _svc("from-node"), token=token)
+    assert code == 403 and 'User "system:node:node-a" cannot create' in st["message"]

@@ -34,6 +34,11 @@ def _service(obj: Obj) -> None:
         spec.setdefault("internalTrafficPolicy", "Cluster")
     if stype == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if stype != "ExternalName":
+        if spec.get("clusterIP") and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("ipFamilies", ["IPv4"])
     for ing in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
         if ing.get("ip"):
             ing.setdefault("ipMode", "VIP")

@@ -86,6 +86,8 @@ MERGE_KEYS: dict[tuple[str, str], str] = {
     ("V1NodeStatus", "conditions"): "type",
     ("V1NodeStatus", "addresses"): "type",
     ("V1NamespaceStatus", "conditions"): "type",
+    ("V1ServiceStatus", "conditions"): "type",
+    ("V1PodStatus", "resourceClaimStatuses"): "name",
     ("V1NodeSpec", "taints"): "key",
     ("V1ObjectMeta", "ownerReferences"): "uid",
 }
@@ -95,7 +97,8 @@ PRIMITIVE_MERGE: set[tuple[str, str]] = {
     ("V1NodeSpec", "podCIDRs"),
 }
 # Lists whose items (or structs whose fields) use the retainKeys strategy.
-RETAIN_KEYS_LISTS: set[tuple[str, str]] = {("V1PodSpec", "volumes")}
+RETAIN_KEYS_LISTS: set[tuple[str, str]] = {("V1PodSpec", "volumes"), ("V1PodSpec", "resourceClaims"),
+                                           ("V1PodStatus", "resourceClaimStatuses")}
 RETAIN_KEYS_STRUCTS: set[tuple[str, str]] = {("V1DeploymentSpec", "strategy")}
 
 

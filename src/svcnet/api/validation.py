@@ -149,3 +149,7 @@ def validate(kind: Kind, obj: Obj, old: Obj | None = None) -> list[FieldError]:
     if fn is not None:
         errs += fn(obj, old)
     return errs
+
+
+# Kind rule modules register themselves; importing them here makes `validate` complete.
+from svcnet.api import service_validation  # noqa: E402,F401
