@@ -36,6 +36,7 @@ QUANTITY_MAPS = {
     ("V1ResourceRequirements", "limits"), ("V1ResourceRequirements", "requests"),
     ("V1NodeStatus", "capacity"), ("V1NodeStatus", "allocatable"),
     ("V1VolumeResourceRequirements", "limits"), ("V1VolumeResourceRequirements", "requests"),
+    ("V1PodSpec", "overhead"), ("V1ContainerStatus", "allocated_resources"),
 }
 QUANTITY = {("V1EmptyDirVolumeSource", "size_limit")}
 

@@ -60,8 +60,8 @@ def test_restart_keeps_objects_and_revisions(server: ServerProcess) -> None:
     server.start()
     http = Http(server)
     code, lst = http.call("GET", SVCS)
-    assert sorted(i["metadata"]["name"] for i in lst["items"]) == sorted(f"s{i}" for i in
-                                                                         range(20))
+    names = sorted(i["metadata"]["name"] for i in lst["items"])
+    assert names == sorted([f"s{i}" for i in range(20)] + ["kubernetes"])
     assert int(lst["metadata"]["resourceVersion"]) >= rv_before
     code, created = http.call("POST", SVCS, _svc("after"))
     assert int(created["metadata"]["resourceVersion"]) > rv_before

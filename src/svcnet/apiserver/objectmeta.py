@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from svcnet.api.kinds import Kind
+from svcnet.api.service_update import normalize_update as normalize_service_update
 
 Obj = dict[str, Any]
 
@@ -110,6 +111,8 @@ def prepare_update(kind: Kind, new: Obj, old: Obj, subresource: str) -> None:
     if kind.kind == "Namespace" and subresource != "finalize":
         # spec.finalizers changes only through /finalize (the namespace controller's step)
         new["spec"] = copy.deepcopy(old.get("spec") or {})
+    if kind.kind == "Service":
+        normalize_service_update(new, old)
     if kind.kind in GENERATION_KINDS and _spec_of(kind, new) != _spec_of(kind, old):
         meta["generation"] = int(ometa.get("generation") or 0) + 1
 

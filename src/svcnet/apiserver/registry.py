@@ -39,13 +39,16 @@ class WriteHook(Protocol):
     """Kind-specific side effects of writes (e.g. IP/port allocation).
 
     `before_create`/`before_update` run after validation, may change the object and may
-    raise StatusError; they return an undo callable run if the write then fails.
-    `after_delete` runs once an object is gone from the store.
+    raise StatusError; they return an undo callable run if the write then fails (or is a
+    dry run). `after_update` runs once an update is stored (e.g. to release what the old
+    object held), `after_delete` once an object is gone from the store.
     """
 
     def before_create(self, kind: Kind, obj: Obj) -> Callable[[], None] | None: ...
 
     def before_update(self, kind: Kind, new: Obj, old: Obj) -> Callable[[], None] | None: ...
+
+    def after_update(self, kind: Kind, new: Obj, old: Obj) -> None: ...
 
     def after_delete(self, kind: Kind, obj: Obj) -> None: ...
 
@@ -272,6 +275,8 @@ class Registry:
         try:
             if meta.get("deletionTimestamp") and not self._held(kind, obj):
                 dead = await self.store.delete(kv.key, kv.mod_revision)
+                for hook in self.hooks:
+                    hook.after_update(kind, obj, old)
                 self._after_delete(kind, obj)
                 meta["resourceVersion"] = str(dead.mod_revision)
                 return obj
@@ -288,6 +293,8 @@ class Registry:
             for undo in reversed(undos):
                 undo()
             raise
+        for hook in self.hooks:
+            hook.after_update(kind, obj, old)
         meta["resourceVersion"] = str(new_kv.mod_revision)
         return obj
 

@@ -20,14 +20,18 @@ from svcnet.apiserver.auth import TokenFile, User
 from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.namespaces import NamespaceLifecycle
 from svcnet.apiserver.paths import parse_resource_path
-from svcnet.apiserver.registry import NAMESPACES, Registry
+from svcnet.apiserver.allocator import IPAllocator, PortAllocator, parse_port_range
+from svcnet.apiserver.bootstrap import SERVICES, ensure_kubernetes_service, ensure_namespaces
+from svcnet.apiserver.registry import Registry
+from svcnet.apiserver.service_alloc import ServiceAllocation
 from svcnet.apiserver.request import check_acceptable, json_response
 from svcnet.store.interface import Store
 
 log = logging.getLogger("svcnet.apiserver")
 
 ANONYMOUS_PATHS = {"/version", "/healthz", "/livez", "/readyz"}
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+DEFAULT_NODE_PORT_RANGE = "30000-32767"
 COMPACT_INTERVAL = 60.0
 
 
@@ -43,12 +47,22 @@ class ServerConfig:
 class ApiServer:
     """HTTP front of the registry. Create with a Store and a TokenFile, then `app()`."""
 
-    def __init__(self, store: Store, tokens: TokenFile, *, server_address: str) -> None:
+    def __init__(self, store: Store, tokens: TokenFile, *, server_address: str,
+                 service_cidr: str = DEFAULT_SERVICE_CIDR,
+                 node_port_range: str = DEFAULT_NODE_PORT_RANGE,
+                 advertise: tuple[str, int] | None = None) -> None:
+        """`server_address` is host:port as clients reach us; `advertise` (IP, port), when
+        given, is what the `kubernetes` Service's endpoints point at."""
         self.store = store
         self.tokens = tokens
         self.registry = Registry(store)
         self.resources = ResourceHandlers(self.registry)
         self.server_address = server_address
+        self.service_cidr = service_cidr
+        self.advertise = advertise
+        self.allocation = ServiceAllocation(IPAllocator(service_cidr),
+                                            PortAllocator(*parse_port_range(node_port_range)))
+        self.registry.hooks.append(self.allocation)
         self.namespaces = NamespaceLifecycle(self.registry)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -89,6 +103,11 @@ class ApiServer:
             return json_response(discovery.version_info())
         user = self._authenticate(request)
         check_acceptable(request.headers.get("Accept"))
+        if path == "/debug/allocators":
+            if not user.is_admin:
+                raise errors.StatusError(403, "Forbidden", f'User "{user.name}" cannot get '
+                                         'path "/debug/allocators"', {})
+            return json_response(self.allocation.state())
         rp = parse_resource_path(path)
         if rp is not None:
             return await self.resources.handle(request, rp, user)
@@ -139,13 +158,13 @@ class ApiServer:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def bootstrap(self) -> None:
-        """Create the namespaces every cluster has (idempotent)."""
-        for name in SYSTEM_NAMESPACES:
-            try:
-                await self.registry.create(NAMESPACES, None, {"metadata": {"name": name}})
-            except errors.StatusError as e:
-                if e.reason != "AlreadyExists":
-                    raise
+        """Rebuild allocator state from the stored Services (so it always matches them,
+        whatever happened before a crash), then ensure the objects every cluster has."""
+        services = await self.registry.list(SERVICES, None)
+        self.allocation.rebuild(services.items)
+        await ensure_namespaces(self.registry)
+        if self.advertise is not None:
+            await ensure_kubernetes_service(self.registry, self.service_cidr, *self.advertise)
 
     async def _compact_loop(self) -> None:
         compact = getattr(self.store, "compact_window", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import ipaddress
 import logging
 import os
 import signal
@@ -16,7 +17,8 @@ import yaml
 from aiohttp import web
 
 from svcnet.apiserver.auth import TokenFile
-from svcnet.apiserver.server import ApiServer
+from svcnet.apiserver.allocator import parse_port_range
+from svcnet.apiserver.server import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, ApiServer
 from svcnet.apiserver.tls import ensure_pki
 from svcnet.store.factory import open_store
 
@@ -66,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datastore", default="sqlite", help="sqlite (default) or memory")
     p.add_argument("--tls-san", action="append", default=[],
                    help="extra DNS name or IP for the serving certificate (repeatable)")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_SERVICE_CIDR,
+                   help="CIDR Service cluster IPs are allocated from (default %(default)s)")
+    p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
+                   help="port range for NodePort Services (default %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -80,7 +86,14 @@ async def serve(args: argparse.Namespace) -> int:
     admin = tokens.admin_token()
     store = await open_store(args.datastore, str(data_dir))
     url_host = f"[{advertise}]" if ":" in advertise else advertise
-    api = ApiServer(store, tokens, server_address=f"{url_host}:{port}")
+    try:
+        ipaddress.ip_address(advertise)
+        endpoint: tuple[str, int] | None = (advertise, port)
+    except ValueError:
+        endpoint = None  # a DNS name: the kubernetes Service's endpoints need an IP
+    api = ApiServer(store, tokens, server_address=f"{url_host}:{port}",
+                    service_cidr=args.service_cluster_ip_range,
+                    node_port_range=args.service_node_port_range, advertise=endpoint)
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=pki.server_context(), backlog=1024)
@@ -104,6 +117,14 @@ def run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         parse_listen(args.listen)
+    except ValueError as e:
+        print(f"svcnet server: {e}", file=sys.stderr)
+        return 2
+    try:
+        net = ipaddress.ip_network(args.service_cluster_ip_range, strict=True)
+        if net.num_addresses < 8:
+            raise ValueError(f"{net} is too small")
+        parse_port_range(args.service_node_port_range)
     except ValueError as e:
         print(f"svcnet server: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,86 @@
+"""Objects every cluster has from its first second, kept as Kubernetes keeps them.
+
+The system namespaces, and the `kubernetes` Service in `default` (first address of the
+service CIDR, port 443/TCP named https, no selector) with the Endpoints and EndpointSlice
+that point at the API server's advertised address. kube-apiserver reconciles these on
+every start; so do we, so a changed --advertise-address or port is picked up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from svcnet.api import errors
+from svcnet.api.kinds import by_resource
+from svcnet.apiserver.registry import NAMESPACES, Registry
+
+log = logging.getLogger("svcnet.bootstrap")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SERVICES = by_resource("", "v1", "services")
+ENDPOINTS = by_resource("", "v1", "endpoints")
+SLICES = by_resource("discovery.k8s.io", "v1", "endpointslices")
+LABELS = {"component": "apiserver", "provider": "kubernetes"}
+
+
+async def ensure_namespaces(registry: Registry) -> None:
+    for name in SYSTEM_NAMESPACES:
+        try:
+            await registry.create(NAMESPACES, None, {"metadata": {"name": name}})
+        except errors.StatusError as e:
+            if e.reason != "AlreadyExists":
+                raise
+
+
+async def _upsert(registry: Registry, kind: Any, obj: dict[str, Any]) -> None:
+    """Create `obj`, or make the stored one carry obj's spec-like content."""
+    name = obj["metadata"]["name"]
+    try:
+        await registry.create(kind, "default", obj)
+        return
+    except errors.StatusError as e:
+        if e.reason != "AlreadyExists":
+            raise
+
+    def merge(cur: dict[str, Any] | None) -> dict[str, Any]:
+        assert cur is not None
+        for k, v in obj.items():
+            if k == "metadata":
+                cur["metadata"].setdefault("labels", {}).update(v.get("labels") or {})
+            elif k == "spec":
+                cur["spec"].update(v)
+            else:
+                cur[k] = v
+        return cur
+    await registry.patch(kind, "default", name, merge)
+
+
+async def ensure_kubernetes_service(registry: Registry, service_cidr: str, address: str,
+                                    port: int) -> None:
+    """The `kubernetes` Service and its endpoints (address must be an IP)."""
+    assert SERVICES and ENDPOINTS and SLICES
+    network = ipaddress.ip_network(service_cidr)
+    cluster_ip = str(network.network_address + 1)
+    svc = {"metadata": {"name": "kubernetes", "labels": dict(LABELS)},
+           "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                    "sessionAffinity": "None",
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                               "targetPort": port}]}}
+    try:
+        await _upsert(registry, SERVICES, svc)
+    except errors.StatusError as e:
+        # e.g. the service CIDR changed under an existing cluster: say so, keep serving
+        log.warning("cannot reconcile the kubernetes Service: %s", e.message)
+    family = "IPv6" if ipaddress.ip_address(address).version == 6 else "IPv4"
+    await _upsert(registry, ENDPOINTS, {
+        "metadata": {"name": "kubernetes", "labels": {
+            "endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": address}],
+                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]})
+    await _upsert(registry, SLICES, {
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]})
