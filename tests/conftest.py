@@ -169,3 +169,53 @@ async def inproc(tmp_path: Path) -> AsyncIterator[InProcess]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"svcnet tests; root={os.geteuid() == 0}; kubectl={shutil.which('kubectl')}"
+
+
+class RunningControllers:
+    """Async context manager: the given controller classes over the in-process registry."""
+
+    def __init__(self, inproc: InProcess, classes: list[object], workers: int = 2) -> None:
+        from svcnet.client.local import LocalClient
+        from svcnet.controllers.manager import ControllerManager
+        self.client = LocalClient(inproc.api.registry)  # type: ignore[attr-defined]
+        self.manager = ControllerManager(self.client, classes, workers)  # type: ignore[arg-type]
+        self._task: object = None
+
+    async def __aenter__(self) -> "RunningControllers":
+        import asyncio
+        self._task = asyncio.create_task(self.manager.run())
+        await asyncio.wait_for(self.manager.started.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+        task = self._task
+        assert isinstance(task, asyncio.Task)
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+
+async def eventually(check: "object", timeout: float = 5.0, interval: float = 0.05) -> None:
+    """Await until `check()` (sync or async) returns truthy without raising; re-raise the
+    last AssertionError after `timeout`."""
+    import asyncio
+    import inspect
+    import time
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            res = check()  # type: ignore[operator]
+            if inspect.isawaitable(res):
+                res = await res
+            if res is not False:
+                return
+        except AssertionError as e:
+            last = e
+        await asyncio.sleep(interval)
+    if last is not None:
+        raise last
+    raise AssertionError("condition not met in time")

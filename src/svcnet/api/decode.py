@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import yaml
 
-from svcnet.api import errors, schema
+from svcnet.api import errors, protobuf, schema
 from svcnet.api.errors import StatusError
 from svcnet.api.kinds import Kind
 from svcnet.api.schema import ListOf, MapOf, Prim, Struct, Type
@@ -128,10 +128,18 @@ def _is_yaml(media: str) -> bool:
     return media.endswith("yaml")
 
 
-def decode_body(raw: bytes, content_type: str, *, strict: bool = False) -> Any:
-    """Parse a request body as JSON, or as YAML when the media type says yaml.
+def _is_json(media: str) -> bool:
+    # A missing Content-Type (aiohttp reports application/octet-stream) is read as JSON.
+    return media.endswith("json") or media in ("", "application/octet-stream")
 
-    Bad input is a 400 BadRequest carrying the parser's reason. With `strict`, repeated keys
+
+def decode_body(raw: bytes, content_type: str, *, strict: bool = False) -> Any:
+    """Parse a request body as JSON, as YAML when the media type says yaml, or as
+    Kubernetes protobuf (which kubectl's typed clients send for `kubectl create namespace|
+    deployment|configmap|secret|service|ingress`).
+
+    Bad input is a 400 BadRequest carrying the parser's reason; other media types
+    (CBOR, forms) are a 415 UnsupportedMediaType. With `strict`, repeated keys
     are recorded on the parsed objects (see `decode`), which costs a second, stdlib parse of
     JSON bodies; the first, fast orjson parse is what rejects malformed input.
     YAML bodies that are plainly JSON (kubectl sends apply patches as JSON) take the JSON
@@ -139,8 +147,12 @@ def decode_body(raw: bytes, content_type: str, *, strict: bool = False) -> Any:
     of the converted body would.
     """
     media = content_type.split(";", 1)[0].strip().lower()
-    if media == "application/vnd.kubernetes.protobuf":
-        raise errors.unsupported_media_type(content_type)
+    if media == protobuf.MEDIA_TYPE:
+        return protobuf.decode_k8s_protobuf(raw)
+    if not (_is_json(media) or _is_yaml(media)):
+        raise StatusError(415, "UnsupportedMediaType",
+                          "the body of the request was in an unknown format - accepted media "
+                          f'types include: application/json, application/yaml (got "{media}")')
     if _is_yaml(media):
         head = raw.lstrip()[:1]
         if head == b"{":

@@ -259,6 +259,20 @@ def test_malformed_bodies_are_400(raw: bytes, ctype: str, message: str) -> None:
     assert e.value.code == 400 and e.value.message.startswith(message)
 
 
+@pytest.mark.parametrize("ctype", ["application/cbor",
+                                   "application/x-www-form-urlencoded"])
+def test_other_media_types_are_415(ctype: str) -> None:
+    with pytest.raises(errors.StatusError) as e:
+        decode.decode_body(b"k8s\x00\n", ctype)
+    assert (e.value.code, e.value.reason) == (415, "UnsupportedMediaType")
+    assert "application/json" in e.value.message
+
+
+def test_missing_content_type_is_read_as_json() -> None:
+    assert decode.decode_body(b'{"a": 1}', "application/octet-stream") == {"a": 1}
+    assert decode.decode_body(b'{"a": 1}', "") == {"a": 1}
+
+
 def test_yaml_body_keeps_json_types() -> None:
     doc = decode.decode_body(b"a: 2025-01-01T00:00:00Z\nb: 2025-01-01\nc: 1\n80: x\nd: [yes]\n",
                              "application/yaml")

@@ -1,0 +1,1 @@
+"""Controllers: each a pure reconcile(inputs) -> plan plus a thin runner that applies it."""
