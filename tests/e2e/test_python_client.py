@@ -100,3 +100,23 @@ def test_pods_endpointslices_deployments(api: client.ApiClient) -> None:
     assert seen == ["d1"]
     apps.delete_namespaced_deployment("d1", "py-all")
     assert apps.list_namespaced_deployment("py-all").items == []
+
+
+def test_watch_pods_and_endpointslices(api: client.ApiClient) -> None:
+    core, disc = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    _ns(api, "py-watch")
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="wp"), spec=client.V1PodSpec(
+        containers=[client.V1Container(name="c", image="busybox")]))
+    es = client.V1EndpointSlice(metadata=client.V1ObjectMeta(name="ws"), address_type="IPv4",
+                                endpoints=[client.V1Endpoint(addresses=["10.244.0.9"])])
+    rv_pods = core.list_namespaced_pod("py-watch").metadata.resource_version
+    rv_es = disc.list_namespaced_endpoint_slice("py-watch").metadata.resource_version
+    core.create_namespaced_pod("py-watch", pod)
+    disc.create_namespaced_endpoint_slice("py-watch", es)
+    core.delete_namespaced_pod("wp", "py-watch")
+    disc.delete_namespaced_endpoint_slice("ws", "py-watch")
+    for fn, rv, name in ((core.list_namespaced_pod, rv_pods, "wp"),
+                         (disc.list_namespaced_endpoint_slice, rv_es, "ws")):
+        seen = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
+            fn, "py-watch", resource_version=rv, timeout_seconds=1)]
+        assert seen == [("ADDED", name), ("DELETED", name)]
