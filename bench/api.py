@@ -80,9 +80,11 @@ async def _anchor(ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, body: bytes) 
 async def bench(args: argparse.Namespace, url: str, token: str, data_dir: Path) -> dict[str, Any]:
     ctx = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
     headers = {"Authorization": f"Bearer {token}"}
-    base = f"{url}/api/v1/namespaces/default/services"
+    base = f"{url}/api/v1/namespaces/bench/services"
     conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
     async with aiohttp.ClientSession(headers=headers, connector=conn) as s:
+        async with s.post(f"{url}/api/v1/namespaces", json={"metadata": {"name": "bench"}}) as r:
+            assert r.status == 201, await r.text()
         t_create = await _create_many(s, base, [f"svc-{i}" for i in range(args.creates)])
         if args.services > args.creates:
             await _create_many(s, base, [f"svc-{i}" for i in range(args.creates, args.services)])
@@ -158,14 +160,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         port = 16443 + os.getpid() % 1000
+        log = open(Path(tmp) / "server.log", "w+")
         proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server", "--data-dir",
                                  str(data_dir), "--listen", f"127.0.0.1:{port}"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if "ready" not in line:
-                raise SystemExit(f"server failed to start: {line}")
+            deadline = time.monotonic() + 20
+            while "ready" not in Path(log.name).read_text():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"server failed to start: {Path(log.name).read_text()}")
+                time.sleep(0.05)
             token = yaml.safe_load((data_dir / "kubeconfig.yaml").read_text())["users"][0][
                 "user"]["token"]
             result = asyncio.run(bench(args, f"https://127.0.0.1:{port}", token, data_dir))

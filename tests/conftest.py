@@ -9,8 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -32,6 +33,7 @@ class ServerProcess:
     port: int
     proc: subprocess.Popen[str] | None = None
     ready_line: str = ""
+    log: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -53,15 +55,25 @@ class ServerProcess:
                                      text=True)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
+        line = ""
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
                 break
+            self.log.append(line)
             if "svcnet server ready" in line:
                 self.ready_line = line
+                # keep reading, or the server blocks once the pipe buffer is full
+                threading.Thread(target=self._drain, args=(self.proc.stdout,),
+                                 daemon=True).start()
                 return
         self.stop()
-        raise RuntimeError(f"server did not start: {line!r}")
+        raise RuntimeError(f"server did not start: {''.join(self.log[-20:])}")
+
+    def _drain(self, stream: "object") -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.log.append(line)
+            del self.log[:-500]
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is None:
@@ -74,8 +86,6 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         rc = self.proc.returncode
-        if self.proc.stdout:
-            self.proc.stdout.close()
         self.proc = None
         return rc
 
