@@ -20,14 +20,20 @@ def _service(obj: Obj) -> None:
     spec.setdefault("type", "ClusterIP")
     stype = spec["type"]
     spec.setdefault("sessionAffinity", "None")
-    if spec["sessionAffinity"] == "ClientIP":
-        cfg = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
-        cfg.setdefault("timeoutSeconds", 10800)
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        cfg = spec.get("sessionAffinityConfig") or {}
+        if (cfg.get("clientIP") or {}).get("timeoutSeconds") is None:
+            # Kubernetes replaces the whole config when any level of it is missing.
+            spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
     for port in spec.get("ports") or []:
         port.setdefault("protocol", "TCP")
         if port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
-    external = stype in ("NodePort", "LoadBalancer") or bool(spec.get("externalIPs"))
+    # service.ExternallyAccessible: NodePort, LoadBalancer, or ClusterIP with externalIPs.
+    external = stype in ("NodePort", "LoadBalancer") or (
+        stype == "ClusterIP" and bool(spec.get("externalIPs")))
     if external:
         spec.setdefault("externalTrafficPolicy", "Cluster")
     if stype in ("ClusterIP", "NodePort", "LoadBalancer"):

@@ -107,7 +107,8 @@ def label_value(value: str) -> list[str]:
         errs.append(_regex_msg(
             "a valid label",
             "alphanumeric characters, '-', '_' or '.', and must start and end with an "
-            "alphanumeric character", ["MyValue", "my_value", "12345"], _LABEL_VALUE_FMT))
+            "alphanumeric character", ["MyValue", "my_value", "12345"], _LABEL_VALUE_FMT
+        ).replace("must consist of", "must be an empty string or consist of", 1))
     return errs
 
 

@@ -31,6 +31,18 @@ def needs_health_check_port(spec: Obj) -> bool:
     return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
 
 
+def _has_node_ports(spec: Obj) -> bool:
+    """The strategy's needsNodePort: NodePort and LoadBalancer Services may hold node ports
+    (even with allocateLoadBalancerNodePorts false, which only stops automatic picks)."""
+    return spec.get("type") in EXTERNAL_TYPES
+
+
+def _externally_accessible(spec: Obj) -> bool:
+    """apiservice.ExternallyAccessible: NodePort, LoadBalancer, or ClusterIP with externalIPs."""
+    return spec.get("type") in EXTERNAL_TYPES or (
+        spec.get("type") == "ClusterIP" and bool(spec.get("externalIPs")))
+
+
 def _node_ports(spec: Obj) -> set[int]:
     return {p["nodePort"] for p in spec.get("ports") or [] if p.get("nodePort")}
 
@@ -43,7 +55,7 @@ def patch_allocated_values(new: Obj, old: Obj) -> None:
             ns["clusterIP"] = os_["clusterIP"]
         if not ns.get("clusterIPs") and os_.get("clusterIPs"):
             ns["clusterIPs"] = list(os_["clusterIPs"])
-    if needs_node_ports(os_) and needs_node_ports(ns):
+    if _has_node_ports(os_) and _has_node_ports(ns):
         used = _node_ports(os_) & _node_ports(ns)
         by_name = {p.get("name", ""): p.get("nodePort", 0) for p in os_.get("ports") or []}
         for p in ns.get("ports") or []:
@@ -78,7 +90,7 @@ def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
         for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
             if ns.get(f) == os_.get(f):
                 ns.pop(f, None)
-    if needs_node_ports(os_) and not needs_node_ports(ns):
+    if _has_node_ports(os_) and not _has_node_ports(ns):
         if _node_ports(ns) <= _node_ports(os_):  # the client added no new node port
             for p in ns.get("ports") or []:
                 p.pop("nodePort", None)
@@ -93,9 +105,7 @@ def drop_type_dependent_fields(new: Obj, old: Obj) -> None:
         status = new.get("status")
         if isinstance(status, dict):
             status["loadBalancer"] = {}
-    old_external = otype in EXTERNAL_TYPES or bool(os_.get("externalIPs"))
-    new_external = ntype in EXTERNAL_TYPES or bool(ns.get("externalIPs"))
-    if old_external and not new_external:
+    if _externally_accessible(os_) and not _externally_accessible(ns):
         if ns.get("externalTrafficPolicy") == os_.get("externalTrafficPolicy"):
             ns.pop("externalTrafficPolicy", None)
     if ntype == "ExternalName":

@@ -73,7 +73,9 @@ class IPAllocator:
         if size <= 0:
             raise ValueError(f"service CIDR {cidr} is too small")
         self.base = int(self.network.network_address) + 1
-        self.range = RangeAllocator(size, static_band(size, 16, 256, 16), rng or random.Random())
+        # Kubernetes sizes the static band from the whole CIDR, not the usable addresses.
+        band = static_band(min(total, 1 << 32), 16, 256, 16)
+        self.range = RangeAllocator(size, min(band, size), rng or random.Random())
 
     @property
     def cidr(self) -> str:
