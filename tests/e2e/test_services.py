@@ -30,7 +30,7 @@ def test_tutorial_services_print_like_kubernetes(server: ServerProcess, tmp_path
     k: Kubectl = kubectl_for(server, tmp_path)
     for f in ("redis-clusterip.yaml", "nodeport-fixed.yaml", "nodeport-auto.yaml",
               "no-selector.yaml", "externalname.yaml", "headless.yaml", "multi-port.yaml",
-              "session-affinity.yaml"):
+              "session-affinity.yaml", "loadbalancer.yaml"):
         k("apply", "-f", str(EXAMPLES / f))
     rows = _rows(k("get", "svc"))
     assert rows["kubernetes"][1:5] == ["ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
@@ -41,6 +41,8 @@ def test_tutorial_services_print_like_kubernetes(server: ServerProcess, tmp_path
     assert rows["my-external-db"][1] == "ClusterIP" and rows["my-external-db"][4] == "80/TCP"
     assert rows["nginx"][2] == "None"
     assert rows["my-multiport"][4] == "80/TCP,443/TCP"
+    assert rows["my-lb"][1] == "LoadBalancer" and rows["my-lb"][3] == "<pending>"
+    assert re.fullmatch(r"80:3\d{4}/TCP", rows["my-lb"][4])
     for name in ("my-nodeport", "my-auto-nodeport", "my-external-db", "my-multiport", "sticky"):
         assert re.fullmatch(r"10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+", rows[name][2]), rows[name]
     prod = _rows(k("get", "svc", "-n", "prod"))
