@@ -26,6 +26,8 @@ def version_info(git_version: str = KUBE_VERSION) -> Doc:
 
 
 def _sub_kind(kind: Kind, sub: str) -> dict[str, str]:
+    if sub == "binding":
+        return {"group": "", "version": "v1", "kind": "Binding"}
     if sub == "scale":
         return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     if sub == "finalize":
@@ -34,6 +36,8 @@ def _sub_kind(kind: Kind, sub: str) -> dict[str, str]:
 
 
 def _sub_verbs(sub: str) -> list[str]:
+    if sub == "binding":
+        return ["create"]
     return ["update"] if sub == "finalize" else list(SUB_VERBS)
 
 
@@ -48,10 +52,11 @@ def _aggregated_resource(kind: Kind) -> Doc:
         res["shortNames"] = list(kind.short_names)
     if kind.categories:
         res["categories"] = list(kind.categories)
-    if kind.subresources:
+    subs = list(kind.subresources) + list(kind.create_subresources)
+    if subs:
         res["subresources"] = [
             {"subresource": s, "responseKind": _sub_kind(kind, s), "verbs": _sub_verbs(s)}
-            for s in kind.subresources]
+            for s in subs]
     return res
 
 
@@ -111,7 +116,7 @@ def resource_list(group: str, version: str) -> Doc | None:
         if k.categories:
             r["categories"] = list(k.categories)
         resources.append(r)
-        for s in k.subresources:
+        for s in k.subresources + k.create_subresources:
             sk = _sub_kind(k, s)
             sub: Doc = {"name": f"{k.resource}/{s}", "singularName": "",
                         "namespaced": k.namespaced, "kind": sk["kind"], "verbs": _sub_verbs(s)}

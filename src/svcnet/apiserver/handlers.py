@@ -16,6 +16,7 @@ from aiohttp import web
 from svcnet.api import decode, errors, patch as patching, printers, schema
 from svcnet.api.kinds import Kind
 from svcnet.api.selectors import format_selector, from_label_selector
+from svcnet.apiserver import binding
 from svcnet.apiserver.auth import User, authorize
 from svcnet.apiserver.paths import ResourcePath
 from svcnet.apiserver.registry import Registry
@@ -114,6 +115,8 @@ class ResourceHandlers:
             return await self.list(request, rp, opts)
         if rp.subresource == "scale":
             return await self.scale(request, rp)
+        if rp.subresource == "binding":
+            return await self.bind(request, rp)
         method = request.method
         if method == "GET":
             return self._respond(request, rp.kind, await self.registry.get(
@@ -220,6 +223,9 @@ class ResourceHandlers:
                 raise errors.bad_request("invalid gracePeriodSeconds") from None
         if q.get("propagationPolicy"):
             opts["propagationPolicy"] = q["propagationPolicy"]
+        if opts.get("propagationPolicy") is None and opts.get("orphanDependents") is not None:
+            # the deprecated boolean means what the policies Orphan/Background mean
+            opts["propagationPolicy"] = "Orphan" if opts["orphanDependents"] else "Background"
         policy = opts.get("propagationPolicy")
         if policy not in (None, "Orphan", "Background", "Foreground"):
             raise errors.bad_request(f'propagationPolicy: Unsupported value: "{policy}": '
@@ -232,7 +238,8 @@ class ResourceHandlers:
         obj, gone = await self.registry.delete(
             kind, rp.namespace, rp.name or "", grace_seconds=opts.get("gracePeriodSeconds"),
             preconditions=opts.get("preconditions"),
-            dry_run=dry_run(request.query) or bool(opts.get("dryRun")))
+            dry_run=dry_run(request.query) or bool(opts.get("dryRun")),
+            propagation=opts.get("propagationPolicy"))
         if gone and kind.kind not in RETURNS_DELETED_OBJECT:
             details: Obj = {"name": rp.name, "kind": kind.resource,
                             "uid": obj["metadata"].get("uid")}
@@ -254,7 +261,8 @@ class ResourceHandlers:
             try:
                 out, _ = await self.registry.delete(
                     kind, meta.get("namespace"), meta["name"],
-                    grace_seconds=opts.get("gracePeriodSeconds"))
+                    grace_seconds=opts.get("gracePeriodSeconds"),
+                    propagation=opts.get("propagationPolicy"))
                 deleted.append(out)
             except errors.StatusError as e:
                 if e.reason != "NotFound":
@@ -262,6 +270,21 @@ class ResourceHandlers:
         return json_response({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                               "metadata": {"resourceVersion": str(res.resource_version)},
                               "items": deleted})
+
+    # --- binding -------------------------------------------------------------------------
+
+    async def bind(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        """POST pods/{name}/binding (see apiserver/binding.py); answers 201 with a Status."""
+        if request.method != "POST":
+            raise errors.method_not_allowed("the server does not allow this method on the "
+                                            "requested resource")
+        body = decode.decode_body(await read_body(request), request.content_type)
+        if not isinstance(body, dict):
+            raise errors.bad_request("Binding must be a JSON object")
+        await binding.bind(self.registry, rp.namespace or "", rp.name or "", body,
+                           dry_run=dry_run(request.query))
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                              "status": "Success", "code": 201}, 201)
 
     # --- scale ---------------------------------------------------------------------------
 

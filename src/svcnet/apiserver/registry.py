@@ -96,6 +96,30 @@ def _parse_rv(value: str | None, what: str = "resourceVersion") -> int:
         raise errors.bad_request(f'invalid {what}: "{value}"') from None
 
 
+# Finalizers through which the garbage collector carries out DeleteOptions.propagationPolicy.
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+PROPAGATION_FINALIZERS = {"Orphan": ORPHAN_FINALIZER, "Foreground": FOREGROUND_FINALIZER}
+
+
+def gc_finalizers(finalizers: list[str], propagation: str | None) -> list[str]:
+    """The finalizers an object gets when deleted with `propagation`, as kube-apiserver's
+    deletionFinalizersForGarbageCollection decides: an explicit policy replaces whichever of
+    `orphan`/`foregroundDeletion` the object had (Background removes both, so the object can
+    go now and the GC deletes its dependents afterwards); no policy keeps the first of them
+    the object already carries (an earlier Orphan/Foreground delete stays in force); the
+    default for every kind served here is Background. Other finalizers are kept, in order.
+    An unchanged set returns `finalizers` itself."""
+    if propagation is None:
+        first = next((f for f in finalizers if f in PROPAGATION_FINALIZERS.values()), None)
+        propagation = {ORPHAN_FINALIZER: "Orphan", FOREGROUND_FINALIZER: "Foreground"}.get(
+            first or "", "Background")
+    out = [f for f in finalizers if f not in PROPAGATION_FINALIZERS.values()]
+    if propagation in PROPAGATION_FINALIZERS:
+        out.append(PROPAGATION_FINALIZERS[propagation])
+    return finalizers if set(out) == set(finalizers) else out
+
+
 def encode_continue(rv: int, last_key: str) -> str:
     raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": last_key})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -362,8 +386,13 @@ class Registry:
 
     async def delete(self, kind: Kind, namespace: str | None, name: str, *,
                      grace_seconds: int | None = None, preconditions: Obj | None = None,
-                     dry_run: bool = False) -> tuple[Obj, bool]:
-        """Delete or start graceful deletion. Returns (object, gone_now)."""
+                     dry_run: bool = False, propagation: str | None = None) -> tuple[Obj, bool]:
+        """Delete or start graceful deletion. Returns (object, gone_now).
+
+        `propagation` is DeleteOptions.propagationPolicy: Orphan and Foreground give the
+        object the `orphan`/`foregroundDeletion` finalizer, so it stays (with a
+        deletionTimestamp) until the garbage collector has orphaned or deleted its
+        dependents; Background (the default) deletes it now (see `gc_finalizers`)."""
         key = kind.key(namespace, name)
         for _ in range(_PATCH_RETRIES):
             kv = await self.store.get(key)
@@ -384,13 +413,20 @@ class Registry:
             grace = grace_seconds
             if kind.kind == "Pod" and grace is None:
                 grace = int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-            graceful = bool(meta.get("finalizers")) or kind.kind == "Namespace" or (
+            finalizers = list(meta.get("finalizers") or [])
+            wanted = gc_finalizers(finalizers, propagation)
+            if wanted is not finalizers:
+                meta["finalizers"] = wanted
+                if not wanted:
+                    del meta["finalizers"]
+            graceful = bool(wanted) or kind.kind == "Namespace" or (
                 kind.kind == "Pod" and (obj.get("spec") or {}).get("nodeName") and (grace or 0) > 0)
             if dry_run:
                 return obj, not graceful
             try:
                 if graceful:
-                    if meta.get("deletionTimestamp") and grace_seconds is None:
+                    if meta.get("deletionTimestamp") and grace_seconds is None and \
+                            wanted is finalizers:
                         return obj, False
                     objectmeta.mark_deleting(obj, self.now(), grace or 0)
                     new_kv = await self.store.update(key, encode_for_store(obj), kv.mod_revision)

@@ -42,7 +42,12 @@ class ApiClient(Protocol):
         StatusError with code 410, whether it came as a status or as an ERROR event."""
         ...
 
-    async def create(self, kind: Kind, namespace: str | None, obj: Obj) -> Obj: ...
+    async def create(self, kind: Kind, namespace: str | None, obj: Obj, *,
+                     subresource: str = "", name: str = "") -> Obj:
+        """POST to the collection, or with `subresource` to `<name>/<subresource>`
+        (e.g. pods/binding). The answer is whatever the server returns (a Status for
+        binding)."""
+        ...
 
     async def update(self, kind: Kind, namespace: str | None, obj: Obj, *,
                      subresource: str = "") -> Obj:
@@ -55,8 +60,11 @@ class ApiClient(Protocol):
         ...
 
     async def delete(self, kind: Kind, namespace: str | None, name: str, *,
-                     grace_seconds: int | None = None, uid: str | None = None) -> None:
-        """Delete; `uid` makes it a precondition (409 if the object was replaced)."""
+                     grace_seconds: int | None = None, uid: str | None = None,
+                     propagation_policy: str | None = None) -> None:
+        """Delete; `uid` makes it a precondition (409 if the object was replaced);
+        `propagation_policy` is DeleteOptions.propagationPolicy (Orphan, Background,
+        Foreground)."""
         ...
 
     async def close(self) -> None: ...

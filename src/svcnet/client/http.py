@@ -127,8 +127,11 @@ class HttpClient:
                                              st.get("message", ""))
                 yield WatchEvent(ev["type"], ev["object"])
 
-    async def create(self, kind: Kind, namespace: str | None, obj: Obj) -> Obj:
-        out: Obj = await self._request("POST", self._path(kind, namespace), body=obj)
+    async def create(self, kind: Kind, namespace: str | None, obj: Obj, *,
+                     subresource: str = "", name: str = "") -> Obj:
+        path = self._path(kind, namespace, name, subresource) if subresource else \
+            self._path(kind, namespace)
+        out: Obj = await self._request("POST", path, body=obj)
         return out
 
     async def update(self, kind: Kind, namespace: str | None, obj: Obj, *,
@@ -144,12 +147,15 @@ class HttpClient:
         return out
 
     async def delete(self, kind: Kind, namespace: str | None, name: str, *,
-                     grace_seconds: int | None = None, uid: str | None = None) -> None:
+                     grace_seconds: int | None = None, uid: str | None = None,
+                     propagation_policy: str | None = None) -> None:
         opts: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if grace_seconds is not None:
             opts["gracePeriodSeconds"] = grace_seconds
         if uid:
             opts["preconditions"] = {"uid": uid}
+        if propagation_policy:
+            opts["propagationPolicy"] = propagation_policy
         await self._request("DELETE", self._path(kind, namespace, name), body=opts)
 
     async def close(self) -> None:

@@ -13,9 +13,10 @@ from typing import Any, AsyncIterator
 
 import orjson
 
-from svcnet.api import decode
+from svcnet.api import decode, errors
 from svcnet.api.kinds import Kind
 from svcnet.api.selectors import parse_field_selector, parse_label_selector
+from svcnet.apiserver.binding import bind
 from svcnet.apiserver.registry import Registry
 from svcnet.client.api import PATCH_TYPES, Obj, WatchEvent
 
@@ -50,7 +51,14 @@ class LocalClient:
                                             fields=fields):
             yield WatchEvent(ev.type, ev.obj)
 
-    async def create(self, kind: Kind, namespace: str | None, obj: Obj) -> Obj:
+    async def create(self, kind: Kind, namespace: str | None, obj: Obj, *,
+                     subresource: str = "", name: str = "") -> Obj:
+        if subresource == "binding" and kind.kind == "Pod" and namespace:
+            await bind(self.registry, namespace, name, copy.deepcopy(obj))
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "code": 201}
+        if subresource:
+            raise errors.method_not_allowed(f"cannot create {kind.resource}/{subresource}")
         return await self.registry.create(kind, namespace, copy.deepcopy(obj))
 
     async def update(self, kind: Kind, namespace: str | None, obj: Obj, *,
@@ -70,9 +78,11 @@ class LocalClient:
         return out
 
     async def delete(self, kind: Kind, namespace: str | None, name: str, *,
-                     grace_seconds: int | None = None, uid: str | None = None) -> None:
+                     grace_seconds: int | None = None, uid: str | None = None,
+                     propagation_policy: str | None = None) -> None:
         await self.registry.delete(kind, namespace, name, grace_seconds=grace_seconds,
-                                   preconditions={"uid": uid} if uid else None)
+                                   preconditions={"uid": uid} if uid else None,
+                                   propagation=propagation_policy)
 
     async def close(self) -> None:
         return None

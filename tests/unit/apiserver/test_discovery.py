@@ -39,3 +39,13 @@ def test_version_is_semver() -> None:
     import re
     v = discovery.version_info()["gitVersion"]
     assert re.fullmatch(r"v\d+\.\d+\.\d+(\+[0-9A-Za-z.-]+)?", v)
+
+
+def test_pods_binding_is_create_only() -> None:
+    doc = discovery.resource_list("", "v1")
+    assert doc is not None
+    binding = next(r for r in doc["resources"] if r["name"] == "pods/binding")
+    assert binding["verbs"] == ["create"] and binding["kind"] == "Binding"
+    pods = next(r for r in discovery.aggregated(True)["items"][0]["versions"][0]["resources"]
+                if r["resource"] == "pods")
+    assert {s["subresource"]: s["verbs"] for s in pods["subresources"]}["binding"] == ["create"]
