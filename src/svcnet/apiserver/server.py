@@ -10,7 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -24,6 +24,8 @@ from svcnet.apiserver.allocator import IPAllocator, PortAllocator, parse_port_ra
 from svcnet.apiserver.bootstrap import SERVICES, ensure_kubernetes_service, ensure_namespaces
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.service_alloc import ServiceAllocation
+from svcnet.client.local import LocalClient
+from svcnet.controllers.manager import ControllerClass, ControllerManager
 from svcnet.apiserver.request import check_acceptable, json_response
 from svcnet.store.interface import Store
 
@@ -50,9 +52,11 @@ class ApiServer:
     def __init__(self, store: Store, tokens: TokenFile, *, server_address: str,
                  service_cidr: str = DEFAULT_SERVICE_CIDR,
                  node_port_range: str = DEFAULT_NODE_PORT_RANGE,
-                 advertise: tuple[str, int] | None = None) -> None:
+                 advertise: tuple[str, int] | None = None,
+                 controllers: Sequence[ControllerClass] = ()) -> None:
         """`server_address` is host:port as clients reach us; `advertise` (IP, port), when
-        given, is what the `kubernetes` Service's endpoints point at."""
+        given, is what the `kubernetes` Service's endpoints point at. `controllers` run
+        in-process over a LocalClient once the server has bootstrapped."""
         self.store = store
         self.tokens = tokens
         self.registry = Registry(store)
@@ -64,6 +68,8 @@ class ApiServer:
                                             PortAllocator(*parse_port_range(node_port_range)))
         self.registry.hooks.append(self.allocation)
         self.namespaces = NamespaceLifecycle(self.registry)
+        self.controllers = ControllerManager(LocalClient(self.registry), controllers) \
+            if controllers else None
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- middleware ----------------------------------------------------------------------
@@ -181,6 +187,8 @@ class ApiServer:
         await self.bootstrap()
         self._tasks.append(asyncio.create_task(self._compact_loop()))
         self._tasks.append(asyncio.create_task(self.namespaces.run()))
+        if self.controllers is not None:
+            self._tasks.append(asyncio.create_task(self.controllers.run()))
 
     async def _on_cleanup(self, app: web.Application) -> None:
         for t in self._tasks:

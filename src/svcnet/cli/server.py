@@ -20,6 +20,7 @@ from svcnet.apiserver.auth import TokenFile
 from svcnet.apiserver.allocator import parse_port_range
 from svcnet.apiserver.server import DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR, ApiServer
 from svcnet.apiserver.tls import ensure_pki
+from svcnet.controllers.manager import default_controllers
 from svcnet.store.factory import open_store
 
 log = logging.getLogger("svcnet.server")
@@ -72,6 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CIDR Service cluster IPs are allocated from (default %(default)s)")
     p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
                    help="port range for NodePort Services (default %(default)s)")
+    p.add_argument("--disable-controllers", action="store_true",
+                   help="serve the API only (no endpoint, workload, scheduling or GC control)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -93,7 +96,8 @@ async def serve(args: argparse.Namespace) -> int:
         endpoint = None  # a DNS name: the kubernetes Service's endpoints need an IP
     api = ApiServer(store, tokens, server_address=f"{url_host}:{port}",
                     service_cidr=args.service_cluster_ip_range,
-                    node_port_range=args.service_node_port_range, advertise=endpoint)
+                    node_port_range=args.service_node_port_range, advertise=endpoint,
+                    controllers=[] if args.disable_controllers else default_controllers())
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=pki.server_context(), backlog=1024)

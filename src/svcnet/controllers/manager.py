@@ -42,3 +42,16 @@ class ControllerManager:
             await asyncio.gather(*(c.run(self.workers) for c in self.controllers))
         finally:
             await self.informers.stop()
+
+
+def default_controllers() -> list[ControllerClass]:
+    """Every controller `svcnet server` runs, in start order."""
+    from svcnet.controllers.deployment import DeploymentController
+    from svcnet.controllers.endpoints import EndpointsController
+    from svcnet.controllers.endpointslice import EndpointSliceController
+    from svcnet.controllers.gc import GarbageCollector
+    from svcnet.controllers.mirroring import EndpointSliceMirroringController
+    from svcnet.controllers.replicaset import ReplicaSetController
+    from svcnet.controllers.scheduler import Scheduler
+    return [EndpointSliceController, EndpointsController, EndpointSliceMirroringController,
+            ReplicaSetController, DeploymentController, Scheduler, GarbageCollector]
