@@ -1,0 +1,18 @@
+"""Packet tracers: walk a dataplane model (from `svcnet.dataplane.testing`) and report
+every outcome of a packet — matched rules, DNAT destinations with their probabilities,
+masquerading and the final verdict — without a kernel."""
+
+from __future__ import annotations
+
+from svcnet.dataplane.trace.iptables import (
+    Packet,
+    TraceError,
+    TraceNode,
+    TraceOutcome,
+    TraceResult,
+    TraceStep,
+    trace,
+)
+
+__all__ = ["Packet", "TraceError", "TraceNode", "TraceOutcome", "TraceResult", "TraceStep",
+           "trace"]
