@@ -61,6 +61,13 @@ async def bench(args: argparse.Namespace, url: str, token: str, data_dir: Path) 
             async with s.post(path, json=body) as r:
                 assert r.status == 201, await r.text()
         await post(f"{url}/api/v1/namespaces", {"metadata": {"name": NS}})
+        # Nodes the Pods run on (Pods on unknown Nodes are left out of slices, as upstream)
+        for n in range(args.nodes):
+            await post(f"{url}/api/v1/nodes", {"metadata": {"name": f"node-{n}"}})
+            async with s.patch(f"{url}/api/v1/nodes/node-{n}/status", data=json.dumps(
+                    {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                    headers=merge) as r:
+                assert r.status == 200, await r.text()
         n_pods = args.services * args.pods
         t0 = time.perf_counter()
         await _pool(args.services, lambda i: post(f"{api}/services", {
@@ -69,8 +76,9 @@ async def bench(args: argparse.Namespace, url: str, token: str, data_dir: Path) 
 
         async def make_pod(i: int) -> None:
             await post(f"{api}/pods", {"metadata": {"name": f"pod-{i}", "labels": {
-                "app": f"a{i // args.pods}"}}, "spec": {"containers": [
-                    {"name": "c", "image": "busybox"}]}})
+                "app": f"a{i // args.pods}"}}, "spec": {
+                    "nodeName": f"node-{i % args.nodes}",  # bound, as after scheduling
+                    "containers": [{"name": "c", "image": "busybox"}]}})
             async with s.patch(f"{api}/pods/pod-{i}/status", data=json.dumps(_status(i, True)),
                                headers=merge) as r:
                 assert r.status == 200, await r.text()
@@ -149,6 +157,7 @@ def main() -> int:
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--pods", type=int, default=10)
     p.add_argument("--flips", type=int, default=200)
+    p.add_argument("--nodes", type=int, default=2)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
         data_dir = Path(tmp) / "data"

@@ -85,3 +85,26 @@ async def test_http_client_round_trip_and_errors(inproc: InProcess) -> None:
         task.cancel()
     finally:
         await client.close()
+
+
+async def test_informer_indices_follow_changes(inproc: InProcess) -> None:
+    assert SERVICES is not None
+    client = LocalClient(inproc.api.registry)  # type: ignore[attr-defined]
+    inf = Informer(client, SERVICES, "default")
+
+    def by_app(o: dict[str, Any]) -> list[str]:
+        return [v for k, v in (o["metadata"].get("labels") or {}).items() if k == "app"]
+    await client.create(SERVICES, "default", dict(_svc("x"), metadata={
+        "name": "x", "labels": {"app": "a"}}))
+    task = asyncio.create_task(inf.run())
+    try:
+        await asyncio.wait_for(inf.synced.wait(), 5)
+        inf.add_index("app", by_app)  # added after sync: existing objects are indexed
+        assert [o["metadata"]["name"] for o in inf.by_index("app", "a")] == ["x"]
+        await client.patch(SERVICES, "default", "x", {"metadata": {"labels": {"app": "b"}}})
+        await eventually(lambda: inf.index_size("app", "a") == 0 and
+                         [o["metadata"]["name"] for o in inf.by_index("app", "b")] == ["x"])
+        await client.delete(SERVICES, "default", "x")
+        await eventually(lambda: inf.index_size("app", "b") == 0)
+    finally:
+        task.cancel()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Callable, Hashable, Iterable
 
 from svcnet.api import errors
 from svcnet.api.kinds import Kind
@@ -22,6 +22,8 @@ log = logging.getLogger("svcnet.informer")
 
 # (type, old, new): ADDED has old None, DELETED has new None.
 Handler = Callable[[str, Obj | None, Obj | None], None]
+# An index function maps an object to the index values it is found under.
+IndexFunc = Callable[[Obj], Iterable[Hashable]]
 RETRY_DELAY = 1.0
 
 
@@ -43,6 +45,9 @@ class Informer:
         self._items: dict[str, Obj] = {}
         self._by_ns: dict[str, dict[str, Obj]] = {}
         self._handlers: list[Handler] = []
+        self._index_fns: dict[str, IndexFunc] = {}
+        # index name -> value -> object keys (client-go's Indexers, for O(matches) lookups)
+        self._indices: dict[str, dict[Hashable, set[str]]] = {}
         self.resource_version = ""
 
     # --- reading the cache ---------------------------------------------------------------
@@ -58,6 +63,42 @@ class Informer:
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
+    def add_index(self, name: str, fn: IndexFunc) -> None:
+        """Maintain index `name` (idempotent: shared informers get it from several
+        controllers). Objects already cached are indexed at once."""
+        if name in self._index_fns:
+            return
+        self._index_fns[name] = fn
+        index: dict[Hashable, set[str]] = {}
+        for key, obj in self._items.items():
+            for value in fn(obj):
+                index.setdefault(value, set()).add(key)
+        self._indices[name] = index
+
+    def by_index(self, name: str, value: Hashable) -> list[Obj]:
+        """Cached objects that index `name` files under `value`."""
+        keys = self._indices[name].get(value, ())
+        return [self._items[k] for k in keys]
+
+    def index_size(self, name: str, value: Hashable) -> int:
+        return len(self._indices[name].get(value, ()))
+
+    def _unindex(self, key: str, obj: Obj) -> None:
+        for name, fn in self._index_fns.items():
+            index = self._indices[name]
+            for value in fn(obj):
+                bucket = index.get(value)
+                if bucket is not None:
+                    bucket.discard(key)
+                    if not bucket:
+                        del index[value]
+
+    def _reindex(self, key: str, obj: Obj) -> None:
+        for name, fn in self._index_fns.items():
+            index = self._indices[name]
+            for value in fn(obj):
+                index.setdefault(value, set()).add(key)
+
     # --- keeping it current --------------------------------------------------------------
 
     def _emit(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
@@ -70,14 +111,20 @@ class Informer:
     def _put(self, obj: Obj) -> Obj | None:
         key = object_key(obj)
         old = self._items.get(key)
+        if old is not None and self._index_fns:
+            self._unindex(key, old)
         self._items[key] = obj
         ns = obj["metadata"].get("namespace") or ""
         self._by_ns.setdefault(ns, {})[obj["metadata"]["name"]] = obj
+        if self._index_fns:
+            self._reindex(key, obj)
         return old
 
     def _remove(self, obj: Obj) -> Obj | None:
         key = object_key(obj)
         old = self._items.pop(key, None)
+        if old is not None and self._index_fns:
+            self._unindex(key, old)
         ns = obj["metadata"].get("namespace") or ""
         self._by_ns.get(ns, {}).pop(obj["metadata"]["name"], None)
         return old

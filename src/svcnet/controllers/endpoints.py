@@ -48,6 +48,8 @@ class EndpointsController(Controller):
         self.client = client
         self.services = informers.get(SERVICES)
         self.pods = informers.get(PODS)
+        self.pods.add_index(pe.POD_LABELS_INDEX, pe.pod_label_pairs)
+        self.services.add_index(pe.SERVICE_SELECTOR_INDEX, pe.service_selector_pairs)
         self.endpoints = informers.get(ENDPOINTS)
         self.recorder = EventRecorder(client, "endpoint-controller")
         self.tracker = WriteTracker()
@@ -101,7 +103,7 @@ class EndpointsController(Controller):
         if not pe.manages_endpoints(service):
             self.trigger_times.forget(key)
             return
-        pods = pe.selected_pods(service, self.pods.list(namespace))
+        pods = pe.selected_pods(service, pe.candidate_pods(service, self.pods))
         trigger = self.trigger_times.compute(key, service, pods)
         desired = reconcile(service, pods, trigger_time=trigger)
         assert desired is not None

@@ -91,13 +91,26 @@ def pod_change_matters(old: Obj, new: Obj) -> bool:
             or any(o_spec.get(f) != n_spec.get(f) for f in ("hostname", "subdomain", "nodeName")))
 
 
+SLICE_SERVICE_INDEX = "namespace-service-name"
+
+
+def _slice_service(slice_: Obj) -> list[tuple[str, str]]:
+    """Index a slice under (namespace, its kubernetes.io/service-name label)."""
+    meta = slice_["metadata"]
+    svc = (meta.get("labels") or {}).get(pe.LABEL_SERVICE_NAME)
+    return [(meta.get("namespace") or "", svc)] if svc else []
+
+
 def services_for_pods(services: Informer, namespace: str, *pods: Obj) -> set[str]:
-    """Keys of the Services in `namespace` whose selector matches any of `pods`."""
-    keys: set[str] = set()
-    for svc in services.list(namespace):
-        if any(pe.selects(svc, p) for p in pods):
-            keys.add(f"{namespace}/{svc['metadata']['name']}")
-    return keys
+    """Keys of the Services in `namespace` whose selector matches any of `pods` (candidates
+    come from the SERVICE_SELECTOR_INDEX: Services sharing at least one label pair)."""
+    candidates: dict[str, Obj] = {}
+    for p in pods:
+        for pair in pe.pod_label_pairs(p):
+            for svc in services.by_index(pe.SERVICE_SELECTOR_INDEX, pair):
+                candidates[svc["metadata"]["name"]] = svc
+    return {f"{namespace}/{name}" for name, svc in candidates.items()
+            if any(pe.selects(svc, p) for p in pods)}
 
 
 def _zone(node: Obj | None) -> str:
@@ -154,8 +167,11 @@ class EndpointSliceController(Controller):
         self.client = client
         self.services = informers.get(SERVICES)
         self.pods = informers.get(PODS)
+        self.pods.add_index(pe.POD_LABELS_INDEX, pe.pod_label_pairs)
+        self.services.add_index(pe.SERVICE_SELECTOR_INDEX, pe.service_selector_pairs)
         self.nodes = informers.get(NODES)
         self.slices = informers.get(SLICES)
+        self.slices.add_index(SLICE_SERVICE_INDEX, _slice_service)
         # upstream's event source component (what `kubectl describe svc` shows under From)
         self.recorder = EventRecorder(client, "endpoint-slice-controller")
         self.tracker = WriteTracker()
@@ -217,7 +233,9 @@ class EndpointSliceController(Controller):
     def managed_slices(self, namespace: str, name: str) -> list[Obj]:
         """This controller's slices for the Service, minus those already being deleted."""
         want = {pe.LABEL_SERVICE_NAME: name, pe.LABEL_MANAGED_BY: CONTROLLER_NAME}
-        return [s for s in self.slices.list(namespace)
+        found = sorted(self.slices.by_index(SLICE_SERVICE_INDEX, (namespace, name)),
+                       key=lambda s: s["metadata"]["name"])
+        return [s for s in found
                 if all((s["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())
                 and not s["metadata"].get("deletionTimestamp")]
 
@@ -234,7 +252,7 @@ class EndpointSliceController(Controller):
             self._missing_node_retries.pop(key, None)
             await apply_slice_plan(self.client, self.tracker, key, SlicePlan(delete=slices))
             return
-        pods = pe.selected_pods(service, self.pods.list(namespace))
+        pods = pe.selected_pods(service, pe.candidate_pods(service, self.pods))
         trigger = None
         if pe.manages_endpoints(service):
             trigger = self.trigger_times.compute(key, service, pods)

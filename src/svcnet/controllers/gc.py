@@ -26,6 +26,7 @@ confirms absent owners against the API server.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Union
 
@@ -37,6 +38,7 @@ from svcnet.controllers.base import Controller, SharedInformers
 
 log = logging.getLogger("svcnet.gc")
 SWEEP = "sweep"
+SWEEP_INTERVAL = 0.5  # seconds; bounds the GC's CPU when many owned objects change
 
 
 @dataclass(frozen=True)
@@ -187,20 +189,32 @@ class GarbageCollector(Controller):
         super().__init__()
         self.client = client
         self.informers = [informers.get(k) for k in deletable_kinds()]
+        self._last_sweep = 0.0
         for inf in self.informers:
             inf.add_handler(self._on_change)
 
     def _on_change(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
-        # Only changes that can matter: anything with owners or GC finalizers, and every
-        # deletion (the object may have been somebody's owner).
-        def relevant(o: Obj | None) -> bool:
+        # Only changes that can matter: every deletion (the object may have been somebody's
+        # owner), new objects with owners or GC finalizers, and updates that touch owner
+        # references, finalizers or the deletion mark -- not the status churn of owned
+        # objects, which would make every Pod update a sweep of the whole cluster.
+        def gc_facts(o: Obj | None) -> tuple[Any, ...]:
             meta = (o or {}).get("metadata") or {}
-            return bool(meta.get("ownerReferences")) or bool(
-                {ORPHAN_FINALIZER, FOREGROUND_FINALIZER} & set(meta.get("finalizers") or []))
-        if ev_type == "DELETED" or relevant(old) or relevant(new):
-            self.queue.add(SWEEP)
+            return (meta.get("ownerReferences"), meta.get("finalizers"),
+                    meta.get("deletionTimestamp"))
+        if ev_type == "DELETED":
+            relevant = True
+        elif ev_type == "ADDED":
+            relevant = any(gc_facts(new)[:2])
+        else:
+            relevant = gc_facts(old) != gc_facts(new)
+        if relevant:
+            # A sweep reads every cache: run at most one per SWEEP_INTERVAL.
+            wait = self._last_sweep + SWEEP_INTERVAL - time.monotonic()
+            self.queue.add_after(SWEEP, wait) if wait > 0 else self.queue.add(SWEEP)
 
     async def sync(self, key: str) -> None:
+        self._last_sweep = time.monotonic()
         actions = plan(o for inf in self.informers for o in inf.list())
         first_error: errors.StatusError | None = None
         for action in actions:

@@ -9,9 +9,12 @@ FindPort). All functions are pure and read plain wire objects (dicts).
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from svcnet.api.selectors import from_label_selector, matches
+
+if TYPE_CHECKING:
+    from svcnet.client.informer import Informer
 
 Obj = dict[str, Any]
 
@@ -63,7 +66,41 @@ def selects(service: Obj, pod: Obj) -> bool:
 
 def selected_pods(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
     """The Pods the Service selects, sorted by name so every result is deterministic."""
-    return sorted((p for p in pods if selects(service, p)), key=lambda p: p["metadata"]["name"])
+    sel = selector_of(service)
+    if sel is None:
+        return []
+    ns = service["metadata"].get("namespace")
+    compiled = from_label_selector({"matchLabels": sel})  # once, not once per Pod
+    return sorted((p for p in pods if (p.get("metadata") or {}).get("namespace") == ns
+                   and matches(compiled, (p.get("metadata") or {}).get("labels"))),
+                  key=lambda p: p["metadata"]["name"])
+
+
+# Informer indices, so a Service finds its Pods (and a Pod its Services) without scanning
+# the namespace: Pods by (namespace, label key, value); Services by their selector pairs.
+POD_LABELS_INDEX = "namespace-label"
+SERVICE_SELECTOR_INDEX = "namespace-selector"
+
+
+def pod_label_pairs(pod: Obj) -> list[tuple[str, str, str]]:
+    meta = pod.get("metadata") or {}
+    ns = meta.get("namespace") or ""
+    return [(ns, k, v) for k, v in (meta.get("labels") or {}).items()]
+
+
+def service_selector_pairs(service: Obj) -> list[tuple[str, str, str]]:
+    ns = service["metadata"].get("namespace") or ""
+    return [(ns, k, v) for k, v in (selector_of(service) or {}).items()]
+
+
+def candidate_pods(service: Obj, pods: "Informer") -> list[Obj]:
+    """A superset of the Pods `service` selects: those carrying its rarest selector pair
+    (the informer must have POD_LABELS_INDEX)."""
+    pairs = service_selector_pairs(service)
+    if not pairs:
+        return []
+    rarest = min(pairs, key=lambda pair: pods.index_size(POD_LABELS_INDEX, pair))
+    return pods.by_index(POD_LABELS_INDEX, rarest)
 
 
 def is_terminal(pod: Obj) -> bool:
