@@ -300,3 +300,32 @@ def test_service_matching_no_pods_says_so(kubectl: Kubectl) -> None:
     k("create", "service", "clusterip", "lonely", "-n", ns, "--tcp=80:8080")
     wait_for(lambda: "NoMatchingPods" in k("describe", "svc", "lonely", "-n", ns),
              what="diagnostic event")
+
+
+def test_controllers_converge_after_server_restart(server: Any, tmp_path: Path) -> None:
+    """Restart the server under a running Deployment: no duplicate ReplicaSets, Pods or
+    slices, and changes made after the restart are acted on."""
+    from conftest import kubectl_for
+    k = kubectl_for(server, tmp_path)
+    for i, name in enumerate(NODES):
+        k("apply", "-f", "-", input=f"apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n")
+        k("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
+    ns = "ctl-restart"
+    k("create", "namespace", ns)
+    k("apply", "-n", ns, "-f", "-", input=DEPLOY.format(name="web", replicas=3, image="nginx"))
+    k("expose", "deployment", "web", "-n", ns, "--port", "80", "--target-port", "9376")
+    wait_for(lambda: len(pods(k, ns, "app=web")) == 3, what="3 pods")
+    mark_all_ready(k, ns, "app=web")
+
+    def counts() -> tuple[int, int, int]:
+        rs = json.loads(k("get", "rs", "-n", ns, "-o", "json"))["items"]
+        es = json.loads(k("get", "endpointslice", "-n", ns, "-o", "json"))["items"]
+        return len(rs), len(pods(k, ns, "app=web")), len(es)
+    wait_for(lambda: counts() == (1, 3, 1), what="steady state")
+    server.stop()
+    server.start()
+    time.sleep(3)  # give the restarted controllers time to (wrongly) act
+    assert counts() == (1, 3, 1)
+    k("scale", "deployment", "web", "-n", ns, "--replicas=4")
+    wait_for(lambda: counts() == (1, 4, 1), what="scaled after restart")
