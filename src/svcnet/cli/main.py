@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from svcnet.cli import proxy, server
+from svcnet.cli import proxy, server, up
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--data-dir", type=Path, default=None)
     tc.set_defaults(func=_token_create)
     proxy.add_subcommands(sub)
+    up.add_subcommands(sub)
     return p
 
 
