@@ -19,7 +19,8 @@ class Kind:
     `group` is "" for the core group. `client_type` names the schema root (schema.json).
     `subresources` lists what `/<resource>/<name>/<sub>` serves; "scale" answers
     autoscaling/v1 Scale objects. `create_subresources` are POST-only actions on an object
-    (pods/binding), kept apart because they have no object to get, put or patch.
+    (pods/binding), kept apart because they have no object to get, put or patch;
+    `get_subresources` are read-only streams (pods/log).
     """
 
     group: str
@@ -35,6 +36,7 @@ class Kind:
     verbs: tuple[str, ...] = ALL_VERBS
     status_fields: tuple[str, ...] = field(default=("status",))
     create_subresources: tuple[str, ...] = ()
+    get_subresources: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -79,7 +81,7 @@ KINDS: tuple[Kind, ...] = (
          verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Kind("", "v1", "Node", "nodes", "node", False, "V1Node", ("no",), (), ("status",)),
     Kind("", "v1", "Pod", "pods", "pod", True, "V1Pod", ("po",), ("all",), ("status",),
-         create_subresources=("binding",)),
+         create_subresources=("binding",), get_subresources=("log",)),
     Kind("", "v1", "Service", "services", "service", True, "V1Service", ("svc",), ("all",),
          ("status",)),
     Kind("", "v1", "Endpoints", "endpoints", "endpoints", True, "V1Endpoints", ("ep",),

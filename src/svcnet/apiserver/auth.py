@@ -67,6 +67,11 @@ class TokenFile:
                 return user
         return None
 
+    def token_for(self, user: str) -> str | None:
+        """The token of `user` (the API server presents a node's own token to its agent)."""
+        self._load()
+        return next((t for t, u in self._tokens.items() if u.name == user), None)
+
     def add(self, user: str, groups: tuple[str, ...]) -> str:
         """Create a token for `user` (replacing an existing one of the same user)."""
         raw = orjson.loads(self.path.read_bytes()) if self.path.exists() else {}

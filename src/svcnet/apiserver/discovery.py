@@ -38,6 +38,8 @@ def _sub_kind(kind: Kind, sub: str) -> dict[str, str]:
 def _sub_verbs(sub: str) -> list[str]:
     if sub == "binding":
         return ["create"]
+    if sub == "log":
+        return ["get"]
     return ["update"] if sub == "finalize" else list(SUB_VERBS)
 
 
@@ -52,7 +54,8 @@ def _aggregated_resource(kind: Kind) -> Doc:
         res["shortNames"] = list(kind.short_names)
     if kind.categories:
         res["categories"] = list(kind.categories)
-    subs = list(kind.subresources) + list(kind.create_subresources)
+    subs = list(kind.subresources) + list(kind.create_subresources) + \
+        list(kind.get_subresources)
     if subs:
         res["subresources"] = [
             {"subresource": s, "responseKind": _sub_kind(kind, s), "verbs": _sub_verbs(s)}
@@ -116,7 +119,7 @@ def resource_list(group: str, version: str) -> Doc | None:
         if k.categories:
             r["categories"] = list(k.categories)
         resources.append(r)
-        for s in k.subresources + k.create_subresources:
+        for s in k.subresources + k.create_subresources + k.get_subresources:
             sk = _sub_kind(k, s)
             sub: Doc = {"name": f"{k.resource}/{s}", "singularName": "",
                         "namespaced": k.namespaced, "kind": sk["kind"], "verbs": _sub_verbs(s)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from svcnet.apiserver.paths import ResourcePath
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.request import (dry_run, field_validation, json_response, list_options,
                                       media_type, read_body, wants_table, warning_headers)
+from svcnet.apiserver.podlog import serve_pod_log
 from svcnet.apiserver.watchstream import serve_watch
 
 Obj = dict[str, Any]
@@ -77,8 +78,12 @@ def _check_result(kind: Kind, obj: Obj, mode: str, warnings: list[str]) -> Obj:
 class ResourceHandlers:
     """Serves /api/v1/... and /apis/G/V/... for every kind in the registry."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry,
+                 node_token: Callable[[str], str | None] = lambda _node: None) -> None:
+        """`node_token(node)` gives the token the API server presents to a node's agent
+        (pods/log is proxied there)."""
         self.registry = registry
+        self.node_token = node_token
 
     def _respond(self, request: web.Request, kind: Kind, obj: Obj, status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
@@ -101,11 +106,11 @@ class ResourceHandlers:
             rp.name is None else None
         verb = _verb(request.method, rp, bool(opts and opts.watch))
         if not verb:
-            raise errors.method_not_allowed(f"the server does not allow this method on the "
-                                            f"requested resource")
+            raise errors.method_not_allowed("the server does not allow this method on the "
+                                            "requested resource")
         if verb not in rp.kind.verbs and not rp.subresource:
-            raise errors.method_not_allowed(f"the server does not allow this method on the "
-                                            f"requested resource")
+            raise errors.method_not_allowed("the server does not allow this method on the "
+                                            "requested resource")
         if not authorize(user, verb, rp.kind.resource, rp.subresource, rp.name):
             raise errors.forbidden_request(user.name, verb, rp.kind.resource, rp.kind.group,
                                            rp.namespace, rp.name, rp.subresource)
@@ -117,6 +122,11 @@ class ResourceHandlers:
             return await self.scale(request, rp)
         if rp.subresource == "binding":
             return await self.bind(request, rp)
+        if rp.subresource == "log":
+            if request.method != "GET":
+                raise errors.method_not_allowed("the server does not allow this method on "
+                                                "the requested resource")
+            return await serve_pod_log(request, self.registry, self.node_token, rp)
         method = request.method
         if method == "GET":
             return self._respond(request, rp.kind, await self.registry.get(

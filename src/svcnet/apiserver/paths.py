@@ -50,7 +50,8 @@ def parse_resource_path(path: str) -> ResourcePath | None:
                                  "resource", {})
     name = rest[1] if len(rest) >= 2 else None
     sub = rest[2] if len(rest) >= 3 else ""
-    if len(rest) > 3 or (sub and sub not in kind.subresources + kind.create_subresources):
+    if len(rest) > 3 or (sub and sub not in kind.subresources + kind.create_subresources
+                                          + kind.get_subresources):
         raise errors.StatusError(404, "NotFound", "the server could not find the requested "
                                  "resource", {})
     return ResourcePath(kind, namespace, name, sub)

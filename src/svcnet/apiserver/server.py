@@ -60,7 +60,8 @@ class ApiServer:
         self.store = store
         self.tokens = tokens
         self.registry = Registry(store)
-        self.resources = ResourceHandlers(self.registry)
+        self.resources = ResourceHandlers(
+            self.registry, node_token=lambda node: tokens.token_for(f"system:node:{node}"))
         self.server_address = server_address
         self.service_cidr = service_cidr
         self.advertise = advertise

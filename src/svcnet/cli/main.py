@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from svcnet.cli import proxy, server, up
+from svcnet.cli import agent, proxy, server, up
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.set_defaults(func=_token_create)
     proxy.add_subcommands(sub)
     up.add_subcommands(sub)
+    agent.add_subcommands(sub)
     return p
 
 

@@ -1,0 +1,1 @@
+"""Built-in container images that svcnet implements itself (serve-hostname, netexec)."""

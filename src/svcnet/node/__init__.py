@@ -1,0 +1,1 @@
+"""Node agent: pod plans (pure) and the netns/links/processes/probes edge."""

@@ -1,0 +1,295 @@
+"""A real `svcnet up --nodes 2` cluster driven by real kubectl (issue 5 acceptance).
+
+Pods are processes in network namespaces; traffic goes only between namespaces this test's
+cluster made (the cluster gets its own name and unused CIDRs, see clusterkit.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from clusterkit import assert_nothing_left, needs_root, svcnet, unique_cluster
+
+from svcnet.cluster.plan import ClusterPlan
+from svcnet.cluster.supervisor import load_state
+
+pytestmark = [pytest.mark.e2e, pytest.mark.dataplane, needs_root]
+
+
+class Cluster:
+    def __init__(self, plan: ClusterPlan, opts: list[str], cache: Path) -> None:
+        self.plan, self.opts, self.cache = plan, opts, cache
+
+    def k(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        res = subprocess.run(["kubectl", "--kubeconfig", str(self.plan.kubeconfig),
+                              "--cache-dir", str(self.cache), *args], capture_output=True,
+                             text=True, timeout=60, input=input)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {res.stdout}{res.stderr}")
+        return res.stdout + ("" if check else res.stderr)
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(self.k("get", "pods", "-l", selector, "-o",
+                                                        "json"))["items"]
+        return items
+
+    def pod(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.k("get", "pod", name, "-o", "json"))
+        return out
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []))
+
+
+def routed_to_cluster(plan: ClusterPlan, ip: str) -> bool:
+    """The host sends `ip` into our cluster's bridge (never out of the machine)."""
+    out = subprocess.run(["ip", "route", "get", ip], capture_output=True, text=True).stdout
+    return f"dev {plan.naming.bridge} " in out
+
+
+def http_get(plan: ClusterPlan, ip: str, port: int, path: str = "/",
+             netns: str | None = None) -> str:
+    assert routed_to_cluster(plan, ip) or netns is not None, f"{ip} is not routed into the cluster"
+    cmd = ["curl", "-sS", "--max-time", "3", f"http://{ip}:{port}{path}"]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, f"{' '.join(cmd)}: {res.stderr.strip()}"
+    return res.stdout
+
+
+def answer(plan: ClusterPlan, ip: str, port: int, path: str = "/",
+           netns: str | None = None, timeout: float = 10) -> str:
+    """http_get, retried while the server inside is still starting (a Pod without a
+    readiness probe is Ready as soon as its process starts, as in Kubernetes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http_get(plan, ip, port, path, netns)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def pod_netns(pod: dict[str, Any]) -> str:
+    return "svcnet-pod-" + pod["metadata"]["uid"][:12]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0:
+        pytest.skip("kubectl is not installed")
+    tmp = tmp_path_factory.mktemp("cluster")
+    plan, opts = unique_cluster(tmp / "data")
+    res = svcnet("up", "--nodes", "2", "--data-dir", str(plan.data_dir), *opts, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    server_pid = load_state(plan.data_dir).processes["server"].pid  # type: ignore[union-attr]
+    try:
+        yield Cluster(plan, opts, tmp / "kube-cache")
+    finally:
+        res = svcnet("down", "--data-dir", str(plan.data_dir), "--purge", timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert_nothing_left(plan, server_pid)
+
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hostnames}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: hostnames}}
+  template:
+    metadata: {labels: {app: hostnames}}
+    spec:
+      containers:
+      - name: hostnames
+        image: registry.k8s.io/serve_hostname
+        ports: [{containerPort: 9376}]
+"""
+
+
+def test_pods_spread_get_node_ips_and_answer(cluster: Cluster) -> None:
+    cluster.k("apply", "-f", "-", input=DEPLOY)
+    pods = wait_for(lambda: (lambda ps: ps if len(ps) == 3 and all(map(ready, ps)) else None)(
+        cluster.pods("app=hostnames")), what="3 ready pods")
+    nodes = {n["metadata"]["name"]: n for n in json.loads(cluster.k("get", "nodes", "-o",
+                                                                    "json"))["items"]}
+    assert {p["spec"]["nodeName"] for p in pods} == set(nodes)  # spread over both nodes
+    for p in pods:
+        ip = p["status"]["podIP"]
+        cidr = nodes[p["spec"]["nodeName"]]["spec"]["podCIDR"]
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
+        assert answer(cluster.plan, ip, 9376) == p["metadata"]["name"]
+    # a Pod on one node reaches a Pod on the other
+    a = next(p for p in pods if p["spec"]["nodeName"] == "node-1")
+    b = next(p for p in pods if p["spec"]["nodeName"] != "node-1")
+    assert answer(cluster.plan, b["status"]["podIP"], 9376, netns=pod_netns(a)) == \
+        b["metadata"]["name"]
+    resolv = subprocess.run(["ip", "netns", "exec", pod_netns(a), "cat", "/etc/resolv.conf"],
+                            capture_output=True, text=True).stdout
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert "options ndots:5" in resolv
+    logs = cluster.k("logs", a["metadata"]["name"])
+    assert "9376" in logs
+
+
+NETEXEC = """\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  containers:
+  - name: netexec
+    image: registry.k8s.io/e2e-test-images/agnhost:2.43
+    args: [netexec, --http-port=8080]
+    {probe}:
+      httpGet: {{path: /healthz, port: 8080}}
+      periodSeconds: 1
+      failureThreshold: 2
+"""
+
+
+def test_readiness_and_liveness_probes(cluster: Cluster) -> None:
+    cluster.k("apply", "-f", "-", input=NETEXEC.format(name="rdy", probe="readinessProbe"))
+    cluster.k("expose", "pod", "rdy", "--port", "80", "--target-port", "8080")
+    pod = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("rdy")),
+                   what="rdy ready")
+    ip = pod["status"]["podIP"]
+    assert http_get(cluster.plan, ip, 8080, "/healthz/fail")
+    t0 = time.monotonic()
+    wait_for(lambda: not ready(cluster.pod("rdy")), timeout=10, what="rdy unready")
+    assert time.monotonic() - t0 < 2 * 1 + 3  # failureThreshold x periodSeconds (+ slack)
+
+    def slice_ready() -> Any:
+        items = json.loads(cluster.k("get", "endpointslice", "-l",
+                                     "kubernetes.io/service-name=rdy", "-o", "json"))["items"]
+        return [e["conditions"].get("ready") for s in items for e in s.get("endpoints") or []]
+    wait_for(lambda: slice_ready() == [False], what="slice endpoint not ready")
+    http_get(cluster.plan, ip, 8080, "/healthz/ok")
+    wait_for(lambda: ready(cluster.pod("rdy")), what="rdy ready again")
+
+    cluster.k("apply", "-f", "-", input=NETEXEC.format(name="live", probe="livenessProbe"))
+    pod = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("live")),
+                   what="live running")
+    answer(cluster.plan, pod["status"]["podIP"], 8080, "/healthz/fail")
+    wait_for(lambda: cluster.pod("live")["status"]["containerStatuses"][0]["restartCount"] >= 1,
+             timeout=30, what="liveness restart")
+
+
+SLEEPER = """\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: {grace}
+  containers:
+  - name: main
+    image: registry.k8s.io/e2e-test-images/agnhost:2.43
+    args: [netexec, --http-port=8080]
+"""
+
+
+def _container_pids(netns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_killed_container_restarts_and_deleted_pod_stops_gracefully(cluster: Cluster) -> None:
+    cluster.k("apply", "-f", "-", input=SLEEPER.format(name="victim", grace=10))
+    pod = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("victim")),
+                   what="victim running")
+    ns = pod_netns(pod)
+    for pid in _container_pids(ns):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: cluster.pod("victim")["status"]["containerStatuses"][0]["restartCount"] == 1
+             and ready(cluster.pod("victim")), timeout=40, what="restarted after kill")
+    pids = _container_pids(ns)
+    assert pids
+    t0 = time.monotonic()
+    cluster.k("delete", "pod", "victim", "--wait=true", "--timeout=30s")
+    assert time.monotonic() - t0 < 10  # netexec exits on SIGTERM, well within the grace
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert ns not in listed  # the sandbox is gone
+
+
+def test_agent_restart_keeps_pods_running(cluster: Cluster) -> None:
+    cluster.k("apply", "-f", "-", input=SLEEPER.format(name="keeper", grace=5))
+    pod = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("keeper")),
+                   what="keeper running")
+    pids_before = _container_pids(pod_netns(pod))
+    netns_before = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                  text=True).stdout.count("svcnet-pod-")
+    agent = load_state(cluster.plan.data_dir).processes[f"agent-{pod['spec']['nodeName']}"]
+    os.kill(agent.pid, signal.SIGTERM)  # type: ignore[union-attr]
+    wait_for(lambda: not Path(f"/proc/{agent.pid}").exists(), what="agent stopped")  # type: ignore[union-attr]
+    res = svcnet("up", "--nodes", "2", "--data-dir", str(cluster.plan.data_dir), *cluster.opts,
+                 timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    time.sleep(3)
+    after = cluster.pod("keeper")
+    assert after["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert after["status"]["podIP"] == pod["status"]["podIP"]
+    assert _container_pids(pod_netns(pod)) == pids_before  # the same processes run on
+    assert subprocess.run(["ip", "netns", "list"], capture_output=True,
+                          text=True).stdout.count("svcnet-pod-") == netns_before
+
+
+def test_bad_input_becomes_pod_status_and_event(cluster: Cluster) -> None:
+    cluster.k("run", "mystery", "--image=example.com/mystery:1.0", "--restart=Never")
+
+    def waiting_reason() -> Any:
+        cs = cluster.pod("mystery").get("status", {}).get("containerStatuses") or []
+        return cs and cs[0].get("state", {}).get("waiting", {}).get("reason")
+    assert wait_for(waiting_reason, what="ErrImagePull") == "ErrImagePull"
+    assert "ErrImagePull" in cluster.k("get", "pod", "mystery")
+    wait_for(lambda: "mystery" in cluster.k("get", "events", "--field-selector",
+                                            "involvedObject.name=mystery"), what="event")
+    # hostNetwork: a port the node already uses (the agent's own 10250) fails clearly
+    cluster.k("apply", "-f", "-", input="""\
+apiVersion: v1
+kind: Pod
+metadata: {name: clash}
+spec:
+  hostNetwork: true
+  nodeSelector: {kubernetes.io/hostname: node-1}
+  containers:
+  - name: web
+    image: registry.k8s.io/e2e-test-images/agnhost:2.43
+    args: [netexec, --http-port=10250, --udp-port=-1]
+""")
+
+    def clash_failed() -> Any:
+        cs = cluster.pod("clash").get("status", {}).get("containerStatuses") or []
+        if not cs:
+            return None
+        st = cs[0]
+        return st.get("restartCount", 0) >= 1 or \
+            st.get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
+    wait_for(clash_failed, timeout=40, what="hostNetwork port clash")
+    # the node keeps serving its other Pods
+    assert all(ready(p) for p in cluster.pods("app=hostnames"))
