@@ -14,20 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
 import ssl
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
+from harness import running_server
 
 NS = "bench"
 
@@ -159,25 +155,8 @@ def main() -> int:
     p.add_argument("--flips", type=int, default=200)
     p.add_argument("--nodes", type=int, default=2)
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        port = 17443 + os.getpid() % 1000
-        log = open(Path(tmp) / "server.log", "w+")
-        proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server", "--data-dir",
-                                 str(data_dir), "--listen", f"127.0.0.1:{port}"],
-                                stdout=log, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while "ready" not in Path(log.name).read_text():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server failed to start: {Path(log.name).read_text()}")
-                time.sleep(0.05)
-            token = yaml.safe_load((data_dir / "kubeconfig.yaml").read_text())["users"][0][
-                "user"]["token"]
-            result = asyncio.run(bench(args, f"https://127.0.0.1:{port}", token, data_dir))
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
+    with running_server() as (url, token, data_dir):
+        result = asyncio.run(bench(args, url, token, data_dir))
     print(json.dumps(result))
     return 0
 

@@ -229,3 +229,17 @@ async def eventually(check: "object", timeout: float = 5.0, interval: float = 0.
     if last is not None:
         raise last
     raise AssertionError("condition not met in time")
+
+
+def wait_for(check: "object", timeout: float = 20.0, what: str = "",
+             interval: float = 0.2) -> "object":
+    """Poll `check()` until it returns something truthy (returned), or fail naming `what`
+    and the last value seen. For tests driving real processes from synchronous code."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()  # type: ignore[operator]
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")

@@ -13,10 +13,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from clusterkit import assert_nothing_left, needs_root, svcnet, unique_cluster
+from conftest import wait_for
 
 from svcnet.cluster.plan import ClusterPlan
 from svcnet.cluster.supervisor import load_state
@@ -44,17 +45,6 @@ class Cluster:
     def pod(self, name: str) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(self.k("get", "pod", name, "-o", "json"))
         return out
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -11,25 +11,14 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from conftest import Kubectl
+from conftest import Kubectl, wait_for
 
 pytestmark = pytest.mark.e2e
 _ips = itertools.count(10)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
 
 
 NODES = ("node-1", "node-2")

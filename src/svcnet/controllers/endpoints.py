@@ -24,10 +24,9 @@ import logging
 from svcnet.api import errors
 from svcnet.client.api import ApiClient
 from svcnet.controllers import podendpoints as pe
-from svcnet.controllers.base import Controller, SharedInformers
+from svcnet.controllers.base import SharedInformers
 from svcnet.controllers.endpoints_plan import MAX_CAPACITY, reconcile, repack, to_write
-from svcnet.controllers.endpointslice import (PODS, SERVICES, _kind, pod_change_matters,
-                                              services_for_pods)
+from svcnet.controllers.endpointslice import ServicePodsController, _kind
 from svcnet.controllers.events import EventRecorder
 from svcnet.controllers.podendpoints import Obj
 from svcnet.controllers.triggertime import TriggerTimeTracker
@@ -39,36 +38,18 @@ log = logging.getLogger("svcnet.controllers.endpoints")
 ENDPOINTS = _kind("", "endpoints")
 
 
-class EndpointsController(Controller):
+class EndpointsController(ServicePodsController):
     name = "endpoint-controller"
     stale_retry_delay: float = 0.1
 
     def __init__(self, client: ApiClient, informers: SharedInformers) -> None:
-        super().__init__()
+        super().__init__(informers)
         self.client = client
-        self.services = informers.get(SERVICES)
-        self.pods = informers.get(PODS)
-        self.pods.add_index(pe.POD_LABELS_INDEX, pe.pod_label_pairs)
-        self.services.add_index(pe.SERVICE_SELECTOR_INDEX, pe.service_selector_pairs)
         self.endpoints = informers.get(ENDPOINTS)
         self.recorder = EventRecorder(client, "endpoint-controller")
         self.tracker = WriteTracker()
         self.trigger_times = TriggerTimeTracker()
-        self.services.add_handler(self._on_service)
-        self.pods.add_handler(self._on_pod)
         self.endpoints.add_handler(self._on_endpoints)
-
-    def _on_service(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new or old
-        assert obj is not None
-        self.queue.add(f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}")
-
-    def _on_pod(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
-        if old is not None and new is not None and not pod_change_matters(old, new):
-            return
-        pods = [p for p in (old, new) if p is not None]
-        ns = pods[0]["metadata"].get("namespace") or ""
-        self.enqueue_all(services_for_pods(self.services, ns, *pods))
 
     def _on_endpoints(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old

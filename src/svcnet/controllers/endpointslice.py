@@ -150,41 +150,19 @@ async def apply_slice_plan(client: ApiClient, tracker: WriteTracker, key: str,
         tracker.deleted(key, obj)
 
 
-class EndpointSliceController(Controller):
-    name = "endpointslice-controller"
-    max_endpoints: int = MAX_ENDPOINTS_PER_SLICE
-    # Upstream waits at least 1s after a slice event before resyncing, letting a burst of
-    # slice changes settle in the cache.
-    slice_event_delay: float = 1.0
-    stale_retry_delay: float = 0.1
-    missing_node_retry: float = 5.0
-    # A diagnosis must persist this long before it becomes an event, so a Service applied
-    # just before its Deployment, or Pods still starting, do not produce warnings.
-    diagnosis_delay: float = 10.0
+class ServicePodsController(Controller):
+    """Base of the controllers keyed by Service ("ns/name") that follow the Pods each
+    Service selects: a Service event queues that Service; a Pod event that can change
+    endpoints queues the Services selecting the Pod before or after the change."""
 
-    def __init__(self, client: ApiClient, informers: SharedInformers) -> None:
+    def __init__(self, informers: SharedInformers) -> None:
         super().__init__()
-        self.client = client
         self.services = informers.get(SERVICES)
         self.pods = informers.get(PODS)
         self.pods.add_index(pe.POD_LABELS_INDEX, pe.pod_label_pairs)
         self.services.add_index(pe.SERVICE_SELECTOR_INDEX, pe.service_selector_pairs)
-        self.nodes = informers.get(NODES)
-        self.slices = informers.get(SLICES)
-        self.slices.add_index(SLICE_SERVICE_INDEX, _slice_service)
-        # upstream's event source component (what `kubectl describe svc` shows under From)
-        self.recorder = EventRecorder(client, "endpoint-slice-controller")
-        self.tracker = WriteTracker()
-        self.trigger_times = TriggerTimeTracker()
-        # service key -> (cause key, first seen (monotonic), already reported)
-        self._diagnoses: dict[str, tuple[str, float, bool]] = {}
-        self._missing_node_retries: dict[str, int] = {}
         self.services.add_handler(self._on_service)
         self.pods.add_handler(self._on_pod)
-        self.nodes.add_handler(self._on_node)
-        self.slices.add_handler(self._on_slice)
-
-    # --- event handlers: decide which Services to sync -------------------------------------
 
     def _on_service(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
         obj = new or old
@@ -197,6 +175,37 @@ class EndpointSliceController(Controller):
         pods = [p for p in (old, new) if p is not None]
         ns = pods[0]["metadata"].get("namespace") or ""
         self.enqueue_all(services_for_pods(self.services, ns, *pods))
+
+
+class EndpointSliceController(ServicePodsController):
+    name = "endpointslice-controller"
+    max_endpoints: int = MAX_ENDPOINTS_PER_SLICE
+    # Upstream waits at least 1s after a slice event before resyncing, letting a burst of
+    # slice changes settle in the cache.
+    slice_event_delay: float = 1.0
+    stale_retry_delay: float = 0.1
+    missing_node_retry: float = 5.0
+    # A diagnosis must persist this long before it becomes an event, so a Service applied
+    # just before its Deployment, or Pods still starting, do not produce warnings.
+    diagnosis_delay: float = 10.0
+
+    def __init__(self, client: ApiClient, informers: SharedInformers) -> None:
+        super().__init__(informers)
+        self.client = client
+        self.nodes = informers.get(NODES)
+        self.slices = informers.get(SLICES)
+        self.slices.add_index(SLICE_SERVICE_INDEX, _slice_service)
+        # upstream's event source component (what `kubectl describe svc` shows under From)
+        self.recorder = EventRecorder(client, "endpoint-slice-controller")
+        self.tracker = WriteTracker()
+        self.trigger_times = TriggerTimeTracker()
+        # service key -> (cause key, first seen (monotonic), already reported)
+        self._diagnoses: dict[str, tuple[str, float, bool]] = {}
+        self._missing_node_retries: dict[str, int] = {}
+        self.nodes.add_handler(self._on_node)
+        self.slices.add_handler(self._on_slice)
+
+    # --- event handlers: decide which Services to sync -------------------------------------
 
     def _on_node(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
         if ev_type == "MODIFIED" and _zone(old) == _zone(new):

@@ -1,0 +1,50 @@
+"""What every API benchmark needs: a real `svcnet server` in a throwaway data dir.
+
+`running_server()` starts one on a free loopback port, waits for its ready line, and
+yields (url, admin token, data dir); the server's output goes to a file, never to an
+unread pipe (which would block it), and the server is stopped with SIGTERM afterwards.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(*extra: str) -> Iterator[tuple[str, str, Path]]:
+    with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        port = _free_port()
+        log_path = Path(tmp) / "server.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server",
+                                     "--data-dir", str(data_dir), "--listen",
+                                     f"127.0.0.1:{port}", *extra],
+                                    stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while "ready" not in log_path.read_text():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"server failed to start: {log_path.read_text()}")
+                time.sleep(0.05)
+            cfg = yaml.safe_load((data_dir / "kubeconfig.yaml").read_text())
+            yield f"https://127.0.0.1:{port}", cfg["users"][0]["user"]["token"], data_dir
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
