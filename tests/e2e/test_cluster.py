@@ -283,3 +283,103 @@ spec:
     wait_for(clash_failed, timeout=40, what="hostNetwork port clash")
     # the node keeps serving its other Pods
     assert all(ready(p) for p in cluster.pods("app=hostnames"))
+
+
+# --- Services through the proxy (issue 6) -------------------------------------------------
+
+def _svc_ip(cluster: Cluster, name: str) -> str:
+    return str(json.loads(cluster.k("get", "svc", name, "-o", "json"))["spec"]["clusterIP"])
+
+
+def _node_port(cluster: Cluster, name: str) -> int:
+    return int(json.loads(cluster.k("get", "svc", name, "-o", "json"))["spec"]["ports"][0][
+        "nodePort"])
+
+
+def _hostnames_ready(cluster: Cluster) -> list[dict[str, Any]]:
+    if not cluster.pods("app=hostnames"):
+        cluster.k("apply", "-f", "-", input=DEPLOY)
+    pods: list[dict[str, Any]] = wait_for(lambda: (lambda ps: ps if len(ps) == 3 and all(
+        map(ready, ps)) else None)(cluster.pods("app=hostnames")), what="3 ready pods")
+    return pods
+
+
+def test_cluster_ip_and_node_ports_balance_over_pods(cluster: Cluster) -> None:
+    pods = _hostnames_ready(cluster)
+    names = {p["metadata"]["name"] for p in pods}
+    if "hostnames" not in cluster.k("get", "svc", check=False):
+        cluster.k("expose", "deployment", "hostnames", "--port=80", "--target-port=9376",
+                  "--type=NodePort")
+    cip = _svc_ip(cluster, "hostnames")
+    client = pod_netns(pods[0])
+    answer(cluster.plan, cip, 80, netns=client)  # rules are programmed
+    seen = [http_get(cluster.plan, cip, 80, netns=client) for _ in range(60)]
+    assert set(seen) == names  # 60 requests reach all three Pods
+    # NodePort from the host, on both nodes (SNAT when the endpoint is on the other node)
+    np = _node_port(cluster, "hostnames")
+    for node in cluster.plan.nodes:
+        got = {answer(cluster.plan, node.ip, np) for _ in range(15)}
+        assert got <= names and got
+    # iptables-save in a node reads as the tutorials show
+    save = subprocess.run(["ip", "netns", "exec", cluster.plan.nodes[0].netns, "iptables-save",
+                           "-t", "nat"], capture_output=True, text=True).stdout
+    rules = [line for line in save.splitlines() if line.startswith("-A KUBE-SVC-")
+             and "default/hostnames -> " in line]
+    assert len(rules) == 3
+    assert "--probability 0.33333333349" in rules[0] and "--probability 0.50000000000" in rules[1]
+    assert "-j DNAT --to-destination" in save and "--dst-type LOCAL -j KUBE-NODEPORTS" in save
+
+
+def test_no_endpoints_rejects_at_once_and_hairpin_works(cluster: Cluster) -> None:
+    pods = _hostnames_ready(cluster)
+    cluster.k("create", "service", "clusterip", "nobody", "--tcp=80:8080")
+    ip = _svc_ip(cluster, "nobody")
+    client = pod_netns(pods[0])
+
+    def refused() -> bool:
+        t0 = time.monotonic()
+        res = subprocess.run(["ip", "netns", "exec", client, "curl", "-sS", "--max-time", "3",
+                              f"http://{ip}/"], capture_output=True, text=True)
+        return res.returncode == 7 and time.monotonic() - t0 < 1  # REJECT, not a timeout
+    wait_for(refused, what="connection refused at once")
+    # a Pod reaches itself through its own Service (hairpin)
+    me = pods[0]
+    cluster.k("apply", "-f", "-", input="""\
+apiVersion: v1
+kind: Service
+metadata: {name: only-me}
+spec:
+  selector: {app: hostnames}
+  ports: [{port: 80, targetPort: 9376}]
+  sessionAffinity: ClientIP
+""")
+    ip = _svc_ip(cluster, "only-me")
+    got = [answer(cluster.plan, ip, 80, netns=pod_netns(me)) for _ in range(20)]
+    assert len(set(got)) == 1  # ClientIP affinity: 20 requests, one backend
+    cluster.k("label", "pod", me["metadata"]["name"], "solo=yes")
+    cluster.k("patch", "svc", "only-me", "--type=merge", "-p",
+              '{"spec":{"selector":{"app":"hostnames","solo":"yes"}}}')
+    wait_for(lambda: http_get(cluster.plan, ip, 80, netns=pod_netns(me)) ==
+             me["metadata"]["name"], what="hairpin to itself")
+
+
+def test_service_without_selector_forwards_to_hand_made_endpoints(cluster: Cluster) -> None:
+    pods = _hostnames_ready(cluster)
+    target = pods[1]
+    cluster.k("apply", "-f", "-", input=f"""\
+apiVersion: v1
+kind: Service
+metadata: {{name: external-db}}
+spec:
+  ports: [{{port: 80, targetPort: 9376}}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {{name: external-db}}
+subsets:
+- addresses: [{{ip: {target["status"]["podIP"]}}}]
+  ports: [{{port: 9376}}]
+""")
+    ip = _svc_ip(cluster, "external-db")
+    assert answer(cluster.plan, ip, 80, netns=pod_netns(pods[0]), timeout=15) == \
+        target["metadata"]["name"]

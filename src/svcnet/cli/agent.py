@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from svcnet.client.http import HttpClient
+from svcnet.dataplane.iptables import Conntrack, IPTables
 from svcnet.node.agent import Agent
 from svcnet.node.images import ImageCatalog
 from svcnet.node.ipam import PodIPAM
@@ -28,9 +29,11 @@ from svcnet.node.plan import plan_pod
 from svcnet.node.runtime import PodRuntime
 from svcnet.node.sandbox import SandboxManager
 from svcnet.node.types import NodeConfig
+from svcnet.proxy.metrics import healthz_app, metrics_app
+from svcnet.proxy.proxier import IPTablesProxier
 
 log = logging.getLogger("svcnet.agent")
-PROXY_MODES = ("none", "iptables", "nftables", "ipvs", "userspace")
+PROXY_MODES = ("iptables", "none")  # nftables, ipvs, userspace: not implemented yet
 
 
 def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -49,7 +52,16 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     p.add_argument("--api-port", type=int, default=10250, help="port for pod logs")
     p.add_argument("--cluster-dns", default="10.96.0.10")
     p.add_argument("--cluster-domain", default="cluster.local")
-    p.add_argument("--proxy-mode", default="none", choices=PROXY_MODES)
+    p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES,
+                   help="how Services are programmed on this node (default %(default)s; "
+                        "none: not at all)")
+    p.add_argument("--cluster-cidr", default="",
+                   help="the cluster's pod range (kube-proxy --cluster-cidr): traffic from "
+                        "outside it to a cluster IP is masqueraded")
+    p.add_argument("--metrics-port", type=int, default=10249)
+    p.add_argument("--healthz-port", type=int, default=10256)
+    p.add_argument("--iptables-min-sync-period", type=float, default=1.0)
+    p.add_argument("--iptables-sync-period", type=float, default=30.0)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
 
@@ -82,9 +94,20 @@ async def serve(args: argparse.Namespace, token: str) -> int:
                                 host_hosts=host_hosts)
     agent = Agent(client, node, planner=planner, sandboxes=sandboxes, addresses=PodIPAM(node),
                   runtime=runtime, api_port=args.api_port)
-    if args.proxy_mode != "none":
-        log.warning("proxy mode %s is not implemented yet: Services are not programmed on "
-                    "node %s", args.proxy_mode, node.name)
+    proxy_task: asyncio.Task[None] | None = None
+    http_runners: list[web.AppRunner] = []
+    if args.proxy_mode == "iptables":
+        proxier = IPTablesProxier(client, node.name, [node.node_ip], args.cluster_cidr or None,
+                                  IPTables(), Conntrack(),
+                                  min_sync_period=args.iptables_min_sync_period,
+                                  sync_period=args.iptables_sync_period)
+        for app, port in ((metrics_app(proxier.metrics), args.metrics_port),
+                          (healthz_app(proxier.health, proxier.metrics), args.healthz_port)):
+            r = web.AppRunner(app, access_log=None, handle_signals=False)
+            await r.setup()
+            await web.TCPSite(r, node.node_ip, port).start()
+            http_runners.append(r)
+        proxy_task = asyncio.create_task(proxier.run())
 
     def uid_of(ns: str, name: str) -> str | None:
         pod = agent.pods.get(ns, name)
@@ -98,20 +121,24 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    done, _ = await asyncio.wait({task, asyncio.ensure_future(stop.wait())},
-                                 return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({task, asyncio.ensure_future(stop.wait())},
+                       return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
+    failed = False
     try:
         await task
-    except (asyncio.CancelledError, Exception) as e:
-        if not isinstance(e, asyncio.CancelledError):
-            log.error("agent failed: %s", e)
-            await runner.cleanup()
-            await client.close()
-            return 1
-    await runner.cleanup()
+    except asyncio.CancelledError:
+        pass
+    except Exception as e:
+        log.error("agent failed: %s", e)
+        failed = True
+    if proxy_task is not None:
+        proxy_task.cancel()
+        await asyncio.gather(proxy_task, return_exceptions=True)
+    for r in [runner, *http_runners]:
+        await r.cleanup()
     await client.close()
-    return 0
+    return 1 if failed else 0
 
 
 def run(args: argparse.Namespace) -> int:

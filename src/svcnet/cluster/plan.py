@@ -40,7 +40,7 @@ DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 DEFAULT_API_PORT = 6443
 DEFAULT_CLUSTER_NAME = "svcnet"
 MAX_NODES = 20
-PROXY_MODES = ("iptables", "nftables", "ipvs", "userspace")
+PROXY_MODES = ("iptables", "none")  # nftables, ipvs, userspace: not implemented yet
 #: Route protocol number of every route svcnet adds (83 = ASCII 'S'; not assigned in
 #: iproute2's rt_protos). `ip route del ... proto 83` deletes only our own routes.
 ROUTE_PROTO = 83
@@ -264,7 +264,9 @@ class ClusterPlan:
         argv = ("ip", "netns", "exec", node.netns, python, "-m", "svcnet.cli.main", "agent",
                 "--server", self.server_url, "--token", token, "--ca-file", str(self.ca_file),
                 "--node-name", node.name, "--node-ip", node.ip, "--pod-cidr", node.pod_cidr,
-                "--state-dir", str(node.state_dir), "--proxy-mode", self.proxy_mode)
+                "--state-dir", str(node.state_dir), "--proxy-mode", self.proxy_mode,
+                "--cluster-cidr", self.pod_cidr,
+                "--cluster-dns", self.dns_ip)
         return ProcessSpec(f"agent-{node.name}", argv, node.log_file, node.netns)
 
     def claimed_cidrs(self) -> list[tuple[str, str, str]]:

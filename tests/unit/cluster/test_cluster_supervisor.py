@@ -19,7 +19,7 @@ from svcnet.cluster.supervisor import ClusterState, load_state, node_readiness
 
 
 def test_state_file_round_trip_is_atomic_and_private(tmp_path: Path) -> None:
-    plan = plan_cluster(2, tmp_path, proxy_mode="ipvs")
+    plan = plan_cluster(2, tmp_path, proxy_mode="none")
     state = ClusterState(plan, phase="up", agents=False, forward_rule=True,
                          processes={"server": ProcRecord("server", 123, 456, "/x.log")},
                          pod_namespaces=["svcnet-pod-abc"])
@@ -70,10 +70,10 @@ def test_up_and_down_options() -> None:
     a = _parse("up")
     assert (a.nodes, a.data_dir, a.proxy_mode, a.timeout, a.no_agents) == (
         2, Path("/var/lib/svcnet/cluster"), "iptables", 120.0, False)
-    a = _parse("up", "--nodes", "3", "--data-dir", "/tmp/c", "--proxy-mode", "nftables",
+    a = _parse("up", "--nodes", "3", "--data-dir", "/tmp/c", "--proxy-mode", "none",
                "--no-agents")
     assert (a.nodes, a.data_dir, a.proxy_mode, a.no_agents) == (3, Path("/tmp/c"),
-                                                                "nftables", True)
+                                                                "none", True)
     d = _parse("down", "--purge")
     assert (d.data_dir, d.purge) == (Path("/var/lib/svcnet/cluster"), True)
     assert a.func is up_cli.run_up and d.func is up_cli.run_down

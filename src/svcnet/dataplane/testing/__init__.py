@@ -7,6 +7,7 @@ use these instead of root and a real kernel.
 
 from __future__ import annotations
 
+from svcnet.dataplane.testing.fake_conntrack import FakeConntrack
 from svcnet.dataplane.testing.fake_iptables import BUILTIN_CHAINS, Chain, FakeIPTables, Table
 from svcnet.dataplane.testing.iptables_parse import parse_rule, quote_arg, tokenize
 from svcnet.dataplane.testing.iptables_rules import (
@@ -25,6 +26,7 @@ __all__ = [
     "STATISTIC_SCALE",
     "Address",
     "Chain",
+    "FakeConntrack",
     "FakeIPTables",
     "Flag",
     "Match",

@@ -103,6 +103,16 @@ class FakeIPTables:
     def has_chain(self, table: str, chain: str) -> bool:
         return chain in self.table(table).chains
 
+    def chain_exists(self, table: str, chain: str) -> bool:
+        """Same as `has_chain`; the name the real edge (`dataplane.iptables.IPTables`) uses."""
+        return self.has_chain(table, chain)
+
+    def existing_chains(self, table: str, prefixes: Iterable[str] = ()) -> set[str]:
+        """Chains of `table` starting with one of `prefixes` (all when empty), as
+        `IPTables.existing_chains` reads them from iptables-save."""
+        wanted = tuple(prefixes)
+        return {c for c in self.table(table).chains if not wanted or c.startswith(wanted)}
+
     def rules(self, table: str, chain: str) -> tuple[Rule, ...]:
         """The rules of a chain (empty if it does not exist)."""
         found = self.table(table).chains.get(chain)

@@ -1,0 +1,370 @@
+"""kube-proxy's iptables mode, run by the node agent: informers -> trackers -> one sync.
+
+Data flow. Three informers (Services, EndpointSlices, this Node) feed the change trackers
+(`svcnet.proxy.tracker`); every recorded change `request()`s a run of the
+`BoundedFrequencyRunner`, which calls `sync()` at most once per `min_sync_period`. `sync()`:
+
+1. refuses to do anything until both Services and EndpointSlices have fully synced
+   (DESIGN.md: never act on partial state; rules from a half-filled cache would delete
+   the chains of every Service not listed yet);
+2. drains the trackers and builds a `Snapshot` from the informer caches;
+3. compiles FULL (first sync, after any failure — the drained changes are gone, so nothing
+   smaller is known to be right —, after the canary vanished or the node's labels changed,
+   and per `needs_full_sync`) or PARTIAL (only changed Services' chains);
+4. on full syncs ensures the jump rules from the built-in chains and the canary chains;
+5. applies the payload with ONE `iptables-restore` (`IPTables.restore`);
+6. after success, deletes UDP conntrack entries that would keep pinning traffic: flows
+   to a Service's VIPs when it went from no endpoints to some (they were never NATed),
+   and flows NATed to endpoints that went away;
+7. records kube-proxy's metrics.
+
+The canary: `KUBE-PROXY-CANARY` exists in mangle, nat and filter after every full sync;
+`check_canary()` (every `sync_period` in `run()`) forces a full resync when any of them is
+gone, i.e. when someone flushed our tables. All three are checked, not only mangle as
+upstream (kubernetes#129128), so flushing only nat is noticed too.
+
+Everything that touches the kernel is injected (`iptables`, `conntrack`: the real edges in
+`svcnet.dataplane.iptables` or the fakes in `svcnet.dataplane.testing`), and so is time
+(`clock`, `sleep`), so the whole loop is unit-tested without root. `sync()` is
+synchronous: it reads the informer caches, which must not change under it, so it runs on
+the event loop (an iptables-restore takes milliseconds at svcnet's scale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable, Iterable, Protocol, Sequence
+
+from svcnet.api.kinds import Kind, by_resource
+from svcnet.client.api import ApiClient, Obj
+from svcnet.client.informer import Informer
+from svcnet.dataplane.errors import ApplyError, DataplaneError
+from svcnet.proxy.metrics import Health, ProxyMetrics
+from svcnet.proxy.serviceport import ServicePortName
+from svcnet.proxy.runner import BoundedFrequencyRunner, Sleep
+from svcnet.proxy.snapshot import Snapshot, build_snapshot
+from svcnet.proxy.topology import categorize
+from svcnet.proxy.tracker import ProxyChanges
+from svcnet.rules import (
+    FULL_SYNC_PERIOD_SECONDS,
+    IPTablesConfig,
+    RuleSet,
+    compile_full,
+    compile_partial,
+    jump_rules,
+    needs_full_sync,
+    render_restore,
+)
+from svcnet.rules.iptables_names import KUBE_PROXY_CANARY, SERVICE_CHAIN_PREFIXES
+
+log = logging.getLogger("svcnet.proxy")
+
+
+
+def _kind(group: str, resource: str) -> Kind:
+    found = by_resource(group, "v1", resource)
+    assert found is not None, resource
+    return found
+
+
+SERVICES = _kind("", "services")
+ENDPOINT_SLICES = _kind("discovery.k8s.io", "endpointslices")
+NODES = _kind("", "nodes")
+CANARY_TABLES = ("mangle", "nat", "filter")
+
+
+class IPTablesEdge(Protocol):
+    """What the proxier needs from iptables (`IPTables` and `FakeIPTables` both fit)."""
+
+    def restore(self, payload: str) -> None: ...
+
+    def ensure_chain(self, table: str, chain: str) -> bool: ...
+
+    def ensure_rule(self, table: str, chain: str, args: Sequence[str], *,
+                    position: str = "prepend") -> bool: ...
+
+    def chain_exists(self, table: str, chain: str) -> bool: ...
+
+    def existing_chains(self, table: str, prefixes: Iterable[str] = ()) -> set[str]: ...
+
+
+class ConntrackEdge(Protocol):
+    def delete_udp_to_service(self, ip: str | None, port: int) -> int: ...
+
+    def delete_udp_to_endpoint(self, ip: str, port: int) -> int: ...
+
+
+def _usable(snapshot: Snapshot | None) -> dict[ServicePortName, int]:
+    """Per UDP service port: how many endpoints traffic can reach (0 = rejected/dropped)."""
+    out: dict[ServicePortName, int] = {}
+    if snapshot is None:
+        return out
+    for svc in snapshot.service_ports:
+        if svc.protocol == "UDP":
+            cat = categorize(snapshot.endpoints_for(svc.name), svc, snapshot.node)
+            out[svc.name] = len(cat.all_reachable)
+    return out
+
+
+class IPTablesProxier:
+    """The iptables proxy of one node (see the module docstring for the contract)."""
+
+    def __init__(self, client: ApiClient, node_name: str, node_ips: Sequence[str],
+                 cluster_cidr: str | None, iptables: IPTablesEdge, conntrack: ConntrackEdge,
+                 *, clock: Callable[[], float] = time.time, sleep: Sleep = asyncio.sleep,
+                 min_sync_period: float = 1.0, sync_period: float = 30.0,
+                 masquerade_bit: int = 14, config: IPTablesConfig | None = None,
+                 metrics: ProxyMetrics | None = None,
+                 full_sync_period: float = FULL_SYNC_PERIOD_SECONDS) -> None:
+        self.node_name = node_name
+        self.config = config or IPTablesConfig(node_name=node_name, node_ips=tuple(node_ips),
+                                               cluster_cidr=cluster_cidr,
+                                               masquerade_bit=masquerade_bit)
+        self.iptables = iptables
+        self.conntrack = conntrack
+        self.clock = clock
+        self.sleep = sleep
+        self.sync_period = sync_period
+        self.full_sync_period = full_sync_period
+        self.metrics = metrics or ProxyMetrics()
+        self.changes = ProxyChanges()
+        self.services = Informer(client, SERVICES)
+        self.slices = Informer(client, ENDPOINT_SLICES)
+        self.nodes = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
+        self.node_labels: dict[str, str] = {}
+        # Upstream: (minSyncPeriod, retry = syncPeriod, max = FullSyncPeriod).
+        self.runner = BoundedFrequencyRunner(
+            "sync-runner", self._run_sync, min_interval=min_sync_period,
+            max_interval=max(full_sync_period, min_sync_period), retry_interval=sync_period,
+            clock=clock, sleep=sleep)
+        self.previous: RuleSet | None = None
+        self.previous_snapshot: Snapshot | None = None
+        self.force_full = True
+        self.last_sync_failed = False
+        self.last_full_sync: float | None = None
+        self.last_synced: float | None = None
+        self.oldest_queued: float | None = None
+        self.syncs = 0
+        self.services.add_handler(self._on_service)
+        self.slices.add_handler(self._on_slice)
+        self.nodes.add_handler(self._on_node)
+
+    # ---- informer handlers ---------------------------------------------------------------
+
+    def _queued(self) -> None:
+        now = self.clock()
+        if self.oldest_queued is None:
+            self.oldest_queued = now
+        self.metrics.last_queued_timestamp.set(now)
+        self.metrics.service_changes_pending.set(self.changes.services.pending)
+        self.metrics.endpoint_changes_pending.set(self.changes.endpoints.pending)
+        if self.changes.ready:
+            self.runner.request()
+
+    def _on_service(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
+        if self.changes.services.on_event(ev_type, old, new):
+            self.metrics.service_changes_total.inc()
+            self._queued()
+
+    def _on_slice(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
+        if self.changes.endpoints.on_event(ev_type, old, new):
+            self.metrics.endpoint_changes_total.inc()
+            self._queued()
+
+    def _on_node(self, ev_type: str, old: Obj | None, new: Obj | None) -> None:
+        if new is not None and new["metadata"].get("name") != self.node_name:
+            return
+        labels = dict((new or {}).get("metadata", {}).get("labels") or {})
+        if labels != self.node_labels:
+            # Topology (zone) can change every Service's endpoint choice: full sync.
+            self.node_labels = labels
+            self.force_full = True
+            self._queued()
+
+    def mark_synced(self) -> None:
+        """Both caches are complete: open the gate and ask for the first (full) sync."""
+        self.changes.services.mark_synced()
+        self.changes.endpoints.mark_synced()
+        self._queued()
+
+    # ---- the sync ------------------------------------------------------------------------
+
+    def _run_sync(self) -> bool:
+        return self.sync()
+
+    def _ensure_jumps_and_canary(self) -> None:
+        for rule in jump_rules():
+            self.iptables.ensure_chain(rule.table, rule.target)
+            self.iptables.ensure_rule(rule.table, rule.chain, rule.args, position="prepend")
+        for table in CANARY_TABLES:
+            self.iptables.ensure_chain(table, KUBE_PROXY_CANARY)
+
+    def sync(self) -> bool:
+        """One sync (module docstring). Returns False on failure (the runner then retries
+        within sync_period, and the next sync is full); True otherwise, including the
+        "not synced yet, nothing done" case."""
+        if not self.changes.ready:
+            log.debug("not syncing: Services or EndpointSlices not synced yet")
+            return True
+        start = self.clock()
+        svc_changes, ep_changes = self.changes.drain()
+        self.metrics.service_changes_pending.set(0)
+        self.metrics.endpoint_changes_pending.set(0)
+        snapshot = build_snapshot(self.services.list(), self.slices.list(),
+                                  node_name=self.node_name, node_labels=self.node_labels)
+        full = self.force_full or self.previous is None or needs_full_sync(
+            last_full_sync=self.last_full_sync, now=start,
+            last_sync_failed=self.last_sync_failed, period=self.full_sync_period)
+        payload = ""
+        try:
+            if full:
+                # Ensured before the restore, as upstream: the built-in chains must jump
+                # into ours, and the canary marks "our tables are intact".
+                self._ensure_jumps_and_canary()
+                existing = self.iptables.existing_chains("nat", SERVICE_CHAIN_PREFIXES)
+                ruleset = compile_full(snapshot, self.config, existing_chains=existing)
+            else:
+                assert self.previous is not None
+                ruleset = compile_partial(snapshot, self.config,
+                                          svc_changes.services | ep_changes.services,
+                                          self.previous)
+            payload = render_restore(ruleset)
+            self.iptables.restore(payload)
+        except (ApplyError, DataplaneError, OSError) as e:
+            if isinstance(e, ApplyError) and payload:
+                log.error("sync failed (%s sync): %s\n%s", "full" if full else "partial", e,
+                          e.context(payload))
+            else:
+                log.error("sync failed (%s sync): %s", "full" if full else "partial", e)
+            if payload:
+                self.metrics.restore_failures.inc()
+                if not full:
+                    self.metrics.partial_restore_failures.inc()
+            self.force_full = True
+            self.last_sync_failed = True
+            self.syncs += 1
+            return False
+        end = self.clock()
+        self._clean_conntrack(self.previous_snapshot, snapshot)
+        self.previous = ruleset
+        self.previous_snapshot = snapshot
+        self.force_full = False
+        self.last_sync_failed = False
+        if full:
+            self.last_full_sync = start
+        self.last_synced = end
+        self.oldest_queued = None
+        self.syncs += 1
+        self._record_metrics(ruleset, full, start, end, ep_changes.trigger_times)
+        return True
+
+    def _clean_conntrack(self, old: Snapshot | None, new: Snapshot) -> None:
+        """Delete stale UDP flows (module docstring, step 6). Failures are logged only:
+        the rules are already right; stale entries merely age out."""
+        before = _usable(old)
+        gone: set[tuple[str, int]] = set()
+        if old is not None:
+            for svc in old.service_ports:
+                if svc.protocol != "UDP":
+                    continue
+                now_eps = {str(ep) for ep in new.endpoints_for(svc.name)}
+                for ep in old.endpoints_for(svc.name):
+                    if str(ep) not in now_eps:
+                        gone.add((ep.ip, ep.port))
+        try:
+            for svc in new.service_ports:
+                if svc.protocol != "UDP":
+                    continue
+                reachable = len(categorize(new.endpoints_for(svc.name), svc, new.node)
+                                .all_reachable)
+                if reachable and not before.get(svc.name, 0):
+                    self.conntrack.delete_udp_to_service(svc.cluster_ip, svc.port)
+                    for ip in (*svc.external_ips, *svc.load_balancer_vips):
+                        self.conntrack.delete_udp_to_service(ip, svc.port)
+                    if svc.node_port:
+                        self.conntrack.delete_udp_to_service(None, svc.node_port)
+            for ip, port in sorted(gone):
+                self.conntrack.delete_udp_to_endpoint(ip, port)
+        except (DataplaneError, OSError) as e:
+            log.warning("conntrack clean-up failed: %s", e)
+
+    def _record_metrics(self, ruleset: RuleSet, full: bool, start: float, end: float,
+                        triggers: Sequence[float]) -> None:
+        m = self.metrics
+        elapsed = max(0.0, end - start)
+        m.sync_duration.observe(elapsed)
+        (m.sync_full_duration if full else m.sync_partial_duration).observe(elapsed)
+        for t in triggers:
+            m.network_programming.observe(max(0.0, end - t))
+        m.last_timestamp.set(end)
+        m.iptables_total.labels(table="filter").set(len(ruleset.filter_rules))
+        m.iptables_total.labels(table="nat").set(ruleset.nat_rules_total)
+        m.iptables_last.labels(table="filter").set(len(ruleset.filter_rules))
+        m.iptables_last.labels(table="nat").set(len(ruleset.nat_rules))
+        m.no_local_endpoints.labels(traffic_policy="internal").set(
+            ruleset.no_local_endpoints_internal)
+        m.no_local_endpoints.labels(traffic_policy="external").set(
+            ruleset.no_local_endpoints_external)
+
+    # ---- canary and health ---------------------------------------------------------------
+
+    def check_canary(self) -> bool:
+        """True if every canary chain is present. If one is missing after a full sync
+        (someone flushed or deleted our tables), force a full resync and request it."""
+        if self.last_full_sync is None:
+            return True  # nothing programmed yet: the first sync is full anyway
+        try:
+            ok = all(self.iptables.chain_exists(t, KUBE_PROXY_CANARY) for t in CANARY_TABLES)
+        except (DataplaneError, OSError) as e:
+            log.warning("canary check failed: %s", e)
+            return True
+        if not ok:
+            log.warning("canary chain %s missing: iptables were flushed, full resync",
+                        KUBE_PROXY_CANARY)
+            self.force_full = True
+            self._queued()
+        return ok
+
+    def health(self) -> Health:
+        """kube-proxy's verdict: unhealthy only when a change has waited more than
+        2 x sync_period without a successful sync since it was queued."""
+        now = self.clock()
+        timeout = 2 * self.sync_period
+        stale = self.oldest_queued is not None and now - self.oldest_queued > timeout
+        return Health(not stale, self.last_synced, now)
+
+    def healthz(self) -> dict[str, float | bool | None]:
+        """The same as `health()`, as a dict (logs, debugging)."""
+        h = self.health()
+        return {"healthy": h.healthy, "last_synced": self.last_synced,
+                "oldest_queued": self.oldest_queued, "current_time": h.current_time}
+
+    # ---- running -------------------------------------------------------------------------
+
+    async def start(self) -> list[asyncio.Task[None]]:
+        """Start the informers and wait for all three initial lists; then open the gate.
+        Returns the informer tasks (cancel them to stop)."""
+        tasks = [asyncio.create_task(inf.run())
+                 for inf in (self.services, self.slices, self.nodes)]
+        await asyncio.gather(self.services.synced.wait(), self.slices.synced.wait(),
+                             self.nodes.synced.wait())
+        self.mark_synced()
+        return tasks
+
+    async def _canary_loop(self) -> None:
+        while True:
+            await self.sleep(self.sync_period)
+            self.check_canary()
+
+    async def run(self) -> None:
+        """Informers, the sync runner and the canary monitor, until cancelled."""
+        tasks = await self.start()
+        tasks.append(asyncio.create_task(self._canary_loop()))
+        try:
+            await self.runner.loop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
