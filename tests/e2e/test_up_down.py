@@ -113,7 +113,7 @@ FAKE_AGENT = """\
 import argparse, json, signal, ssl, subprocess, sys, time, urllib.error, urllib.request
 p = argparse.ArgumentParser()
 for opt in ("server", "token", "ca-file", "node-name", "node-ip", "pod-cidr", "state-dir",
-            "proxy-mode"):
+            "proxy-mode", "cluster-cidr", "cluster-dns"):
     p.add_argument("--" + opt)
 a = p.parse_args(sys.argv[4:])  # after: -m svcnet.cli.main agent
 ctx = ssl.create_default_context(cafile=a.ca_file)
