@@ -383,3 +383,154 @@ subsets:
     ip = _svc_ip(cluster, "external-db")
     assert answer(cluster.plan, ip, 80, netns=pod_netns(pods[0]), timeout=15) == \
         target["metadata"]["name"]
+
+
+NETEXEC_ON = """\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {app}}}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {node}}}
+  containers:
+  - name: netexec
+    image: registry.k8s.io/e2e-test-images/agnhost:2.43
+    args: [netexec, --http-port=8080, --udp-port=8081]
+    readinessProbe:
+      httpGet: {{path: /healthz, port: 8080}}
+      periodSeconds: 1
+      failureThreshold: 1
+"""
+
+
+def test_external_traffic_policy_local_keeps_client_ip(cluster: Cluster) -> None:
+    cluster.k("apply", "-f", "-", input=NETEXEC_ON.format(name="local-ep", app="etp",
+                                                          node="node-1"))
+    cluster.k("apply", "-f", "-", input="""\
+apiVersion: v1
+kind: Service
+metadata: {name: etp}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: etp}
+  ports: [{port: 80, targetPort: 8080}]
+""")
+    wait_for(lambda: ready(cluster.pod("local-ep")), what="local-ep ready")
+    np = _node_port(cluster, "etp")
+    node1, node2 = cluster.plan.nodes[0], cluster.plan.nodes[1]
+    client = answer(cluster.plan, node1.ip, np, "/clientip", timeout=15)
+    assert client.rsplit(":", 1)[0] == cluster.plan.host_ip  # the source IP is kept
+    # the node without a local endpoint drops external traffic (no answer, not a refusal)
+    res = subprocess.run(["curl", "-sS", "--max-time", "2", f"http://{node2.ip}:{np}/"],
+                         capture_output=True, text=True)
+    assert res.returncode == 28, res  # timed out
+
+
+def _rules_mention(netns: str, ip: str) -> bool:
+    save = subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", "nat"],
+                          capture_output=True, text=True).stdout
+    return f"--to-destination {ip}:" in save
+
+
+def test_unready_pod_leaves_rules_within_min_sync_period(cluster: Cluster) -> None:
+    for name in ("rules-a", "rules-b"):
+        cluster.k("apply", "-f", "-", input=NETEXEC_ON.format(name=name, app="rules",
+                                                              node="node-1"))
+    cluster.k("expose", "pod", "rules-a", "--name=rules", "--selector=app=rules",
+              "--port=80", "--target-port=8080")
+    a = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("rules-a")),
+                 what="rules-a ready")
+    wait_for(lambda: ready(cluster.pod("rules-b")), what="rules-b ready")
+    ip = a["status"]["podIP"]
+    netns = cluster.plan.nodes[0].netns
+    wait_for(lambda: _rules_mention(netns, ip), what="endpoint in the rules")
+
+    def slice_says_unready() -> bool:
+        items = json.loads(cluster.k("get", "endpointslice", "-l",
+                                     "kubernetes.io/service-name=rules", "-o", "json"))["items"]
+        return any(e["addresses"][0] == ip and not e["conditions"].get("ready")
+                   for s in items for e in s.get("endpoints") or [])
+    answer(cluster.plan, ip, 8080, "/healthz/fail")
+    wait_for(slice_says_unready, timeout=15, interval=0.02, what="slice shows unready")
+    t_slice = time.monotonic()
+    wait_for(lambda: not _rules_mention(netns, ip), timeout=5, interval=0.01,
+             what="rules updated")
+    # minSyncPeriod (1 s) + 100 ms, plus what polling kubectl adds to the slice timestamp
+    assert time.monotonic() - t_slice < 1.1 + 0.3
+
+
+def test_udp_flows_to_a_removed_endpoint_are_cleared(cluster: Cluster) -> None:
+    pods = _hostnames_ready(cluster)
+    cluster.k("apply", "-f", "-", input=NETEXEC_ON.format(name="udp-ep", app="udp",
+                                                          node="node-1"))
+    cluster.k("apply", "-f", "-", input="""\
+apiVersion: v1
+kind: Service
+metadata: {name: udp}
+spec:
+  selector: {app: udp}
+  ports: [{name: dns, port: 53, targetPort: 8081, protocol: UDP}]
+""")
+    ep = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("udp-ep")),
+                  what="udp-ep ready")
+    ep_ip, vip = ep["status"]["podIP"], _svc_ip(cluster, "udp")
+    client = next(p for p in pods if p["spec"]["nodeName"] == "node-1")
+    node_ns = cluster.plan.nodes[0].netns
+
+    def send() -> str:
+        return subprocess.run(["ip", "netns", "exec", pod_netns(client), "python3", "-c",
+                               "import socket; s=socket.socket(socket.AF_INET, "
+                               "socket.SOCK_DGRAM); s.settimeout(1); "
+                               f"s.sendto(b'hostname', ('{vip}', 53)); "
+                               "print(s.recvfrom(100)[0].decode())"],
+                              capture_output=True, text=True).stdout.strip()
+
+    def flows() -> str:
+        return subprocess.run(["ip", "netns", "exec", node_ns, "conntrack", "-L", "-p", "udp",
+                               "--reply-src", ep_ip], capture_output=True, text=True).stdout
+    assert wait_for(send, what="UDP answer through the Service") == "udp-ep"
+    assert "dport=53" in flows()
+    cluster.k("delete", "pod", "udp-ep", "--wait=true")
+    wait_for(lambda: "dport=53" not in flows(), timeout=10, what="stale UDP flows cleared")
+
+
+def test_established_tcp_survives_an_agent_restart(cluster: Cluster) -> None:
+    pods = _hostnames_ready(cluster)
+    if "hostnames" not in cluster.k("get", "svc", check=False):
+        cluster.k("expose", "deployment", "hostnames", "--port=80", "--target-port=9376",
+                  "--type=NodePort")
+    cip = _svc_ip(cluster, "hostnames")
+    client = next(p for p in pods if p["spec"]["nodeName"] == "node-1")
+    answer(cluster.plan, cip, 80, netns=pod_netns(client))
+    # one keep-alive connection: a request, then (after the restart) another on it
+    script = ("import socket,sys\n"
+              f"s=socket.create_connection(('{cip}',80),timeout=5)\n"
+              "req=b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'\n"
+              "def ask():\n"
+              "    s.sendall(req); data=b''\n"
+              "    while b'\\r\\n\\r\\n' not in data: data+=s.recv(4096)\n"
+              "    head,body=data.split(b'\\r\\n\\r\\n',1)\n"
+              "    n=int([l.split(b':')[1] for l in head.split(b'\\r\\n') "
+              "if l.lower().startswith(b'content-length')][0])\n"
+              "    while len(body)<n: body+=s.recv(4096)\n"
+              "    return body.decode()\n"
+              "print(ask(),flush=True); sys.stdin.readline(); print(ask(),flush=True)\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", pod_netns(client), "python3", "-c", script],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        first = proc.stdout.readline().strip()
+        agent = load_state(cluster.plan.data_dir).processes["agent-node-1"]
+        os.kill(agent.pid, signal.SIGTERM)  # type: ignore[union-attr]
+        wait_for(lambda: not Path(f"/proc/{agent.pid}").exists(), what="agent stopped")  # type: ignore[union-attr]
+        res = svcnet("up", "--nodes", "2", "--data-dir", str(cluster.plan.data_dir),
+                     *cluster.opts, timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        time.sleep(2)  # the restarted proxy has done its first (full) sync
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        second = proc.stdout.readline().strip()
+        assert first and second == first  # same connection, same backend, still working
+    finally:
+        proc.kill()
+        proc.wait(5)
