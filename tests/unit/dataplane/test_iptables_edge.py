@@ -81,3 +81,21 @@ def test_conntrack_zero_entries_is_not_an_error() -> None:
     assert run.calls[1][0][-4:] == ["--reply-src", "10.244.1.5", "--reply-port-src", "5353"]
     with pytest.raises(DataplaneError):
         ct.delete_udp_to_service(None, 30053)
+
+
+def test_restore_timeout_grows_with_the_payload_and_is_a_typed_error() -> None:
+    from svcnet.dataplane import iptables as edge
+    from svcnet.dataplane.errors import ApplyError
+    seen: list[float] = []
+
+    def slow(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(kw["timeout"])
+        raise subprocess.TimeoutExpired(argv, kw["timeout"])
+    ipt = edge.IPTables(run=slow, timeout=60.0)
+    big = "\n".join(["-A KUBE-SERVICES -j ACCEPT"] * 200_000)
+    try:
+        ipt.restore(big)
+        raise AssertionError("expected ApplyError")
+    except ApplyError as e:
+        assert "timed out" in str(e) and "200000 lines" in str(e)
+    assert seen[0] == 60.0 + 200_000 * edge.RESTORE_SECONDS_PER_LINE  # not a fixed 60 s
