@@ -114,6 +114,15 @@ def by_resource(group: str, version: str, resource: str) -> Kind | None:
     return _BY_RESOURCE.get((group, version, resource))
 
 
+def kind_for(group: str, resource: str, version: str = "v1") -> Kind:
+    """The Kind of a resource the code names by constant (it is always registered);
+    `by_resource` is for routing, where an unknown resource is a real answer."""
+    kind = _BY_RESOURCE.get((group, version, resource))
+    if kind is None:
+        raise KeyError(f"no served resource {resource!r} in group {group!r} {version}")
+    return kind
+
+
 def by_kind(api_version: str, kind: str) -> Kind | None:
     return _BY_KIND.get((api_version, kind))
 

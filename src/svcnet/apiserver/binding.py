@@ -19,15 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from svcnet.api import errors
-from svcnet.api.kinds import Kind, by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.apiserver.objectmeta import rfc3339
 from svcnet.apiserver.registry import Registry, decode_kv, encode_for_store
 from svcnet.store.interface import KeyNotFound, RevisionMismatch
 
 Obj = dict[str, Any]
-_pods = by_resource("", "v1", "pods")
-assert _pods is not None
-PODS: Kind = _pods
+PODS = kind_for("", "pods")
 _RETRIES = 8
 # Errors about the binding itself name this resource, as kube's NewConflict does.
 _RESOURCE = "pods/binding"

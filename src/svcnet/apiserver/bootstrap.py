@@ -13,15 +13,15 @@ import logging
 from typing import Any
 
 from svcnet.api import errors
-from svcnet.api.kinds import by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.apiserver.registry import NAMESPACES, Registry
 
 log = logging.getLogger("svcnet.bootstrap")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-SERVICES = by_resource("", "v1", "services")
-ENDPOINTS = by_resource("", "v1", "endpoints")
-SLICES = by_resource("discovery.k8s.io", "v1", "endpointslices")
+SERVICES = kind_for("", "services")
+ENDPOINTS = kind_for("", "endpoints")
+SLICES = kind_for("discovery.k8s.io", "endpointslices")
 LABELS = {"component": "apiserver", "provider": "kubernetes"}
 
 
@@ -60,7 +60,6 @@ async def _upsert(registry: Registry, kind: Any, obj: dict[str, Any]) -> None:
 async def ensure_kubernetes_service(registry: Registry, service_cidr: str, address: str,
                                     port: int) -> None:
     """The `kubernetes` Service and its endpoints (address must be an IP)."""
-    assert SERVICES and ENDPOINTS and SLICES
     network = ipaddress.ip_network(service_cidr)
     cluster_ip = str(network.network_address + 1)
     svc = {"metadata": {"name": "kubernetes", "labels": dict(LABELS)},

@@ -16,11 +16,11 @@ import asyncio
 import logging
 
 from svcnet.api import errors
-from svcnet.api.kinds import KINDS, by_resource
+from svcnet.api.kinds import KINDS, kind_for
 from svcnet.apiserver.registry import NAMESPACES, Registry
 
 log = logging.getLogger("svcnet.namespaces")
-NODES = by_resource("", "v1", "nodes")
+NODES = kind_for("", "nodes")
 RETRY = 0.5
 
 
@@ -56,7 +56,6 @@ class NamespaceLifecycle:
             task.add_done_callback(lambda _t: self._running.pop(name, None))
 
     async def _node_exists(self, name: str) -> bool:
-        assert NODES is not None
         try:
             await self.registry.get(NODES, None, name)
             return True

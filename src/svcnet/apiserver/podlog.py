@@ -15,11 +15,11 @@ import aiohttp
 from aiohttp import web
 
 from svcnet.api import errors
-from svcnet.api.kinds import by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.apiserver.paths import ResourcePath
 from svcnet.apiserver.registry import Registry
 
-NODES = by_resource("", "v1", "nodes")
+NODES = kind_for("", "nodes")
 _PASS = ("follow", "previous", "tailLines", "timestamps")
 
 
@@ -54,7 +54,6 @@ def _waiting_reason(pod: dict[str, Any], container: str) -> str | None:
 async def serve_pod_log(request: web.Request, registry: Registry,
                         node_token: Callable[[str], str | None],
                         rp: ResourcePath) -> web.StreamResponse:
-    assert NODES is not None
     pod = await registry.get(rp.kind, rp.namespace, rp.name or "")
     container = pick_container(pod, request.query.get("container", ""))
     name = pod["metadata"]["name"]

@@ -22,7 +22,7 @@ import orjson
 
 from svcnet.api import errors, patch as patching, schema
 from svcnet.api.defaults import apply_defaults
-from svcnet.api.kinds import Kind, by_resource
+from svcnet.api.kinds import Kind, kind_for
 from svcnet.api.selectors import FieldSelector, Selector, field_matches, matches
 from svcnet.api.validation import validate
 from svcnet.apiserver import objectmeta
@@ -30,8 +30,7 @@ from svcnet.store.interface import (KV, Compacted, KeyExists, KeyNotFound, Revis
                                     Store)
 
 Obj = dict[str, Any]
-NAMESPACES = by_resource("", "v1", "namespaces")
-assert NAMESPACES is not None
+NAMESPACES = kind_for("", "namespaces")
 _PATCH_RETRIES = 8
 
 

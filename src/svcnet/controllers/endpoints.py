@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 
 from svcnet.api import errors
+from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient
 from svcnet.controllers import podendpoints as pe
 from svcnet.controllers.base import SharedInformers
 from svcnet.controllers.endpoints_plan import MAX_CAPACITY, reconcile, repack, to_write
-from svcnet.controllers.endpointslice import ServicePodsController, _kind
+from svcnet.controllers.endpointslice import ServicePodsController
 from svcnet.controllers.events import EventRecorder
 from svcnet.controllers.podendpoints import Obj
 from svcnet.controllers.triggertime import TriggerTimeTracker
@@ -35,7 +36,7 @@ from svcnet.controllers.writetracker import WriteTracker, namespace_terminating
 __all__ = ["EndpointsController", "reconcile", "repack", "to_write", "MAX_CAPACITY"]
 
 log = logging.getLogger("svcnet.controllers.endpoints")
-ENDPOINTS = _kind("", "endpoints")
+ENDPOINTS = kind_for("", "endpoints")
 
 
 class EndpointsController(ServicePodsController):

@@ -27,7 +27,7 @@ import time
 from typing import Iterator, Mapping
 
 from svcnet.api import errors
-from svcnet.api.kinds import Kind, by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient
 from svcnet.client.informer import Informer
 from svcnet.controllers import podendpoints as pe
@@ -46,16 +46,11 @@ __all__ = ["EndpointSliceController", "SlicePlan", "reconcile", "CONTROLLER_NAME
 log = logging.getLogger("svcnet.controllers.endpointslice")
 
 
-def _kind(group: str, resource: str) -> Kind:
-    kind = by_resource(group, "v1", resource)
-    assert kind is not None, resource
-    return kind
 
-
-SERVICES = _kind("", "services")
-PODS = _kind("", "pods")
-NODES = _kind("", "nodes")
-SLICES = _kind("discovery.k8s.io", "endpointslices")
+SERVICES = kind_for("", "services")
+PODS = kind_for("", "pods")
+NODES = kind_for("", "nodes")
+SLICES = kind_for("discovery.k8s.io", "endpointslices")
 
 
 class NodeView(Mapping[str, Obj]):

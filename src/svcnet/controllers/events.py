@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from svcnet.api import errors
-from svcnet.api.kinds import by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient, Obj
 
 log = logging.getLogger("svcnet.events")
-EVENTS = by_resource("", "v1", "events")
+EVENTS = kind_for("", "events")
 
 
 def _rfc3339(t: datetime) -> str:
@@ -64,7 +64,6 @@ class EventRecorder:
         self._seen: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
     async def record(self, obj: Obj, ev_type: str, reason: str, message: str) -> None:
-        assert EVENTS is not None
         now = datetime.now(timezone.utc)
         key = (obj["metadata"].get("uid", obj["metadata"]["name"]), ev_type, reason, message)
         try:

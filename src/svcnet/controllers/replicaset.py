@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from svcnet.api import errors
-from svcnet.api.kinds import Kind, by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.api.selectors import matches
 from svcnet.client.api import ApiClient
 from svcnet.client.informer import object_key
@@ -47,14 +47,9 @@ log = logging.getLogger("svcnet.controllers.replicaset")
 Obj = dict[str, Any]
 
 
-def _kind(group: str, resource: str) -> Kind:
-    kind = by_resource(group, "v1", resource)
-    assert kind is not None, resource
-    return kind
 
-
-REPLICASETS = _kind("apps", "replicasets")
-PODS = _kind("", "pods")
+REPLICASETS = kind_for("apps", "replicasets")
+PODS = kind_for("", "pods")
 
 
 def _utcnow() -> datetime:

@@ -34,17 +34,15 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from svcnet.api import errors
-from svcnet.api.kinds import Kind, by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient, Obj
 from svcnet.client.informer import object_key
 from svcnet.controllers.base import Controller, SharedInformers
 from svcnet.controllers.events import EventRecorder
 
 log = logging.getLogger("svcnet.scheduler")
-_pods, _nodes = by_resource("", "v1", "pods"), by_resource("", "v1", "nodes")
-assert _pods is not None and _nodes is not None
-PODS: Kind = _pods
-NODES: Kind = _nodes
+PODS = kind_for("", "pods")
+NODES = kind_for("", "nodes")
 
 SCHEDULER_NAME = "default-scheduler"
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"

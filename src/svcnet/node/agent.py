@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Protocol
 
 from svcnet.api import errors
-from svcnet.api.kinds import by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient, Obj
 from svcnet.client.informer import Informer
 from svcnet.client.workqueue import WorkQueue
@@ -28,11 +28,11 @@ from svcnet.node.types import NodeConfig, PodPlan, Sandbox
 
 log = logging.getLogger("svcnet.agent")
 
-NODES = by_resource("", "v1", "nodes")
-PODS = by_resource("", "v1", "pods")
-SERVICES = by_resource("", "v1", "services")
-CONFIGMAPS = by_resource("", "v1", "configmaps")
-SECRETS = by_resource("", "v1", "secrets")
+NODES = kind_for("", "nodes")
+PODS = kind_for("", "pods")
+SERVICES = kind_for("", "services")
+CONFIGMAPS = kind_for("", "configmaps")
+SECRETS = kind_for("", "secrets")
 HEARTBEAT = 10.0
 RESYNC = 1.0
 AGENT_VERSION = "v1.32.0-svcnet"
@@ -141,7 +141,6 @@ class Agent:
     def __init__(self, client: ApiClient, node: NodeConfig, *, planner: Planner,
                  sandboxes: Sandboxes, addresses: Addresses, runtime: Runtime,
                  api_port: int = 10250) -> None:
-        assert PODS and NODES and SERVICES and CONFIGMAPS and SECRETS
         self.client = client
         self.node = node
         self.planner = planner
@@ -164,7 +163,6 @@ class Agent:
     # --- node -----------------------------------------------------------------------------
 
     async def register(self) -> None:
-        assert NODES is not None
         obj = node_object(self.node, api_port=self.api_port)
         try:
             await self.client.create(NODES, None, obj)
@@ -178,7 +176,6 @@ class Agent:
                                 subresource="status")
 
     async def _heartbeat(self) -> None:
-        assert NODES is not None
         while True:
             await asyncio.sleep(HEARTBEAT)
             try:
@@ -219,7 +216,6 @@ class Agent:
 
     async def _report(self, pod: Obj, status: dict[str, Any]) -> None:
         """Patch the Pod's status when it changed since the last report."""
-        assert PODS is not None
         uid = pod["metadata"]["uid"]
         if self._reported.get(uid) == status:
             return
@@ -236,7 +232,6 @@ class Agent:
 
     async def _terminate(self, uid: str, grace: int, pod: Obj | None) -> None:
         """Stop containers gracefully, remove the sandbox, then confirm the deletion."""
-        assert PODS is not None
         await self.runtime.kill(uid, grace)
         await self.sandboxes.remove(uid)
         self.addresses.release(uid)

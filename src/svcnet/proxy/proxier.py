@@ -37,7 +37,7 @@ import logging
 import time
 from typing import Callable, Iterable, Protocol, Sequence
 
-from svcnet.api.kinds import Kind, by_resource
+from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient, Obj
 from svcnet.client.informer import Informer
 from svcnet.dataplane.errors import ApplyError, DataplaneError
@@ -61,17 +61,9 @@ from svcnet.rules.iptables_names import KUBE_PROXY_CANARY, SERVICE_CHAIN_PREFIXE
 
 log = logging.getLogger("svcnet.proxy")
 
-
-
-def _kind(group: str, resource: str) -> Kind:
-    found = by_resource(group, "v1", resource)
-    assert found is not None, resource
-    return found
-
-
-SERVICES = _kind("", "services")
-ENDPOINT_SLICES = _kind("discovery.k8s.io", "endpointslices")
-NODES = _kind("", "nodes")
+SERVICES = kind_for("", "services")
+ENDPOINT_SLICES = kind_for("discovery.k8s.io", "endpointslices")
+NODES = kind_for("", "nodes")
 CANARY_TABLES = ("mangle", "nat", "filter")
 
 

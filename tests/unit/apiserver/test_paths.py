@@ -36,3 +36,10 @@ def test_unknown_is_404(path: str) -> None:
     with pytest.raises(errors.StatusError) as e:
         parse_resource_path(path)
     assert e.value.code == 404
+
+
+def test_kind_for_names_registered_kinds_and_refuses_others() -> None:
+    from svcnet.api.kinds import by_resource, kind_for
+    assert kind_for("apps", "deployments") is by_resource("apps", "v1", "deployments")
+    with pytest.raises(KeyError):
+        kind_for("", "widgets")
