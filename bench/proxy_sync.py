@@ -19,7 +19,8 @@ addresses spread over two nodes), as the raw API dicts the proxier's informers h
      `ratio` = full sync / anchor: what svcnet adds on top of the kernel+tool floor.
   3. partial sync latency: with a full sync applied, replace the IP of one endpoint of one
      random Service (new SEP chain, stale one deleted) and time from that change to the
-     rules being applied: `build_snapshot` (of everything, as the proxier does) +
+     rules being applied: `update_snapshot` (the previous snapshot with that Service's
+     objects replaced, as the proxier does on a partial sync) +
      `compile_partial(changed={that Service})` + render + restore. Median and p99 over
      `--changes` changes. Anchor: bare restore of the same partial payload re-applied.
 
@@ -45,7 +46,7 @@ from types import FrameType
 from typing import Any, Callable
 
 from svcnet.dataplane.iptables import WAIT_SECONDS, IPTables
-from svcnet.proxy import SERVICE_NAME_LABEL, build_snapshot
+from svcnet.proxy import SERVICE_NAME_LABEL, Snapshot, build_snapshot, update_snapshot
 from svcnet.rules import IPTablesConfig, RuleSet, compile_full, compile_partial, \
     render_restore
 from svcnet.rules.iptables_names import SERVICE_CHAIN_PREFIXES
@@ -133,6 +134,7 @@ class FullSync:
     restore_s: float
     ruleset: RuleSet
     payload: str
+    snapshot: Snapshot
 
     @property
     def total_s(self) -> float:
@@ -150,7 +152,7 @@ def full_sync(ipt: IPTables, cfg: IPTablesConfig, services: list[dict[str, Any]]
     t3 = time.perf_counter()
     ipt.restore(payload)
     t4 = time.perf_counter()
-    return FullSync(t1 - t0, t2 - t1, t3 - t2, t4 - t3, ruleset, payload)
+    return FullSync(t1 - t0, t2 - t1, t3 - t2, t4 - t3, ruleset, payload, snap)
 
 
 def bare_restore(ns: str, payload: str, timeout: float) -> float:
@@ -212,6 +214,7 @@ def bench(args: argparse.Namespace, ns: str) -> dict[str, Any]:
     # Partial syncs, from the state the loop left: the last side applied the full-sync
     # payload (either side; it is the same text), so `previous` describes the kernel.
     previous = fulls[-1].ruleset
+    snap = fulls[-1].snapshot
     rng = random.Random(42)
     next_ip = args.services * args.endpoints
     lat: list[float] = []
@@ -226,9 +229,10 @@ def bench(args: argparse.Namespace, ns: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         eps[j] = _endpoint(_ip(_EP_BASE, next_ip), eps[j]["nodeName"])
         next_ip += 1
-        snap = build_snapshot(services, slices, node_name=NODE)
+        key = (NS, f"svc-{i}")
+        snap = update_snapshot(snap, {key: services[i]}, {key: [slices[i]]})
         t1 = time.perf_counter()
-        ruleset = compile_partial(snap, cfg, {(NS, f"svc-{i}")}, previous)
+        ruleset = compile_partial(snap, cfg, {key}, previous)
         t2 = time.perf_counter()
         payload = render_restore(ruleset)
         t3 = time.perf_counter()

@@ -19,7 +19,7 @@ from svcnet.proxy.serviceport import (
     service_ports,
     should_skip_service,
 )
-from svcnet.proxy.snapshot import Snapshot, build_snapshot
+from svcnet.proxy.snapshot import Snapshot, build_snapshot, update_snapshot
 from svcnet.proxy.topology import Categorized, NodeInfo, categorize
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ServicePortName",
     "Snapshot",
     "build_snapshot",
+    "update_snapshot",
     "categorize",
     "endpoints_by_service_port",
     "service_ports",

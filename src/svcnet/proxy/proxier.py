@@ -7,10 +7,14 @@ Data flow. Three informers (Services, EndpointSlices, this Node) feed the change
 1. refuses to do anything until both Services and EndpointSlices have fully synced
    (DESIGN.md: never act on partial state; rules from a half-filled cache would delete
    the chains of every Service not listed yet);
-2. drains the trackers and builds a `Snapshot` from the informer caches;
-3. compiles FULL (first sync, after any failure — the drained changes are gone, so nothing
-   smaller is known to be right —, after the canary vanished or the node's labels changed,
-   and per `needs_full_sync`) or PARTIAL (only changed Services' chains);
+2. drains the trackers and decides FULL (first sync, after any failure — the drained
+   changes are gone, so nothing smaller is known to be right —, after the canary vanished
+   or the node's labels changed, and per `needs_full_sync`) or PARTIAL;
+3. builds a `Snapshot` from the informer caches: from scratch on a full sync, otherwise
+   by replacing only the changed Services in the previous one (`update_snapshot`), and
+   compiles it: a partial compile reuses the previous compile of every unchanged Service
+   and writes only changed Services' chains and shared chains whose content changed, so
+   one endpoint change costs about the same with 10 or 10,000 Services;
 4. on full syncs ensures the jump rules from the built-in chains and the canary chains;
 5. applies the payload with ONE `iptables-restore` (`IPTables.restore`);
 6. after success, deletes UDP conntrack entries that would keep pinning traffic: flows
@@ -35,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import AbstractSet, Callable, Iterable, Protocol, Sequence
 
 from svcnet.api.kinds import kind_for
 from svcnet.client.api import ApiClient, Obj
@@ -44,7 +48,8 @@ from svcnet.dataplane.errors import ApplyError, DataplaneError
 from svcnet.proxy.metrics import Health, ProxyMetrics
 from svcnet.proxy.serviceport import ServicePortName
 from svcnet.proxy.runner import BoundedFrequencyRunner, Sleep
-from svcnet.proxy.snapshot import Snapshot, build_snapshot
+from svcnet.proxy.endpoints import SERVICE_NAME_LABEL
+from svcnet.proxy.snapshot import Snapshot, build_snapshot, update_snapshot
 from svcnet.proxy.topology import categorize
 from svcnet.proxy.tracker import ProxyChanges
 from svcnet.rules import (
@@ -65,6 +70,13 @@ SERVICES = kind_for("", "services")
 ENDPOINT_SLICES = kind_for("discovery.k8s.io", "endpointslices")
 NODES = kind_for("", "nodes")
 CANARY_TABLES = ("mangle", "nat", "filter")
+BY_SERVICE = "service"  # EndpointSlice informer index: (namespace, service-name label)
+
+
+def _slice_service(obj: Obj) -> list[tuple[str, str]]:
+    meta = obj.get("metadata") or {}
+    svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return [(str(meta.get("namespace") or "default"), str(svc))] if svc else []
 
 
 class IPTablesEdge(Protocol):
@@ -88,13 +100,15 @@ class ConntrackEdge(Protocol):
     def delete_udp_to_endpoint(self, ip: str, port: int) -> int: ...
 
 
-def _usable(snapshot: Snapshot | None) -> dict[ServicePortName, int]:
-    """Per UDP service port: how many endpoints traffic can reach (0 = rejected/dropped)."""
+def _usable(snapshot: Snapshot | None,
+            only: AbstractSet[tuple[str, str]] | None = None) -> dict[ServicePortName, int]:
+    """Per UDP service port (of the Services in `only`, default all): how many endpoints
+    traffic can reach (0 = rejected/dropped)."""
     out: dict[ServicePortName, int] = {}
     if snapshot is None:
         return out
     for svc in snapshot.service_ports:
-        if svc.protocol == "UDP":
+        if svc.protocol == "UDP" and (only is None or svc.name.service in only):
             cat = categorize(snapshot.endpoints_for(svc.name), svc, snapshot.node)
             out[svc.name] = len(cat.all_reachable)
     return out
@@ -124,6 +138,7 @@ class IPTablesProxier:
         self.changes = ProxyChanges()
         self.services = Informer(client, SERVICES)
         self.slices = Informer(client, ENDPOINT_SLICES)
+        self.slices.add_index(BY_SERVICE, _slice_service)
         self.nodes = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
         self.node_labels: dict[str, str] = {}
         # Upstream: (minSyncPeriod, retry = syncPeriod, max = FullSyncPeriod).
@@ -204,11 +219,19 @@ class IPTablesProxier:
         svc_changes, ep_changes = self.changes.drain()
         self.metrics.service_changes_pending.set(0)
         self.metrics.endpoint_changes_pending.set(0)
-        snapshot = build_snapshot(self.services.list(), self.slices.list(),
-                                  node_name=self.node_name, node_labels=self.node_labels)
-        full = self.force_full or self.previous is None or needs_full_sync(
-            last_full_sync=self.last_full_sync, now=start,
-            last_sync_failed=self.last_sync_failed, period=self.full_sync_period)
+        changed = svc_changes.services | ep_changes.services
+        full = (self.force_full or self.previous is None or self.previous_snapshot is None
+                or needs_full_sync(last_full_sync=self.last_full_sync, now=start,
+                                   last_sync_failed=self.last_sync_failed,
+                                   period=self.full_sync_period))
+        if full or self.previous_snapshot is None:
+            snapshot = build_snapshot(self.services.list(), self.slices.list(),
+                                      node_name=self.node_name, node_labels=self.node_labels)
+        else:
+            snapshot = update_snapshot(
+                self.previous_snapshot,
+                {key: self.services.get(*key) for key in changed},
+                {key: self.slices.by_index(BY_SERVICE, key) for key in changed})
         payload = ""
         try:
             if full:
@@ -219,11 +242,10 @@ class IPTablesProxier:
                 ruleset = compile_full(snapshot, self.config, existing_chains=existing)
             else:
                 assert self.previous is not None
-                ruleset = compile_partial(snapshot, self.config,
-                                          svc_changes.services | ep_changes.services,
-                                          self.previous)
+                ruleset = compile_partial(snapshot, self.config, changed, self.previous)
             payload = render_restore(ruleset)
-            self.iptables.restore(payload)
+            if payload:  # a partial sync may find nothing to write
+                self.iptables.restore(payload)
         except (ApplyError, DataplaneError, OSError) as e:
             if isinstance(e, ApplyError) and payload:
                 log.error("sync failed (%s sync): %s\n%s", "full" if full else "partial", e,
@@ -239,7 +261,7 @@ class IPTablesProxier:
             self.syncs += 1
             return False
         end = self.clock()
-        self._clean_conntrack(self.previous_snapshot, snapshot)
+        self._clean_conntrack(self.previous_snapshot, snapshot, None if full else changed)
         self.previous = ruleset
         self.previous_snapshot = snapshot
         self.force_full = False
@@ -252,14 +274,16 @@ class IPTablesProxier:
         self._record_metrics(ruleset, full, start, end, ep_changes.trigger_times)
         return True
 
-    def _clean_conntrack(self, old: Snapshot | None, new: Snapshot) -> None:
-        """Delete stale UDP flows (module docstring, step 6). Failures are logged only:
+    def _clean_conntrack(self, old: Snapshot | None, new: Snapshot,
+                         only: AbstractSet[tuple[str, str]] | None) -> None:
+        """Delete stale UDP flows (module docstring, step 6) of the Services in `only`
+        (None: all; a partial sync knows nothing else changed). Failures are logged only:
         the rules are already right; stale entries merely age out."""
-        before = _usable(old)
+        before = _usable(old, only)
         gone: set[tuple[str, int]] = set()
         if old is not None:
             for svc in old.service_ports:
-                if svc.protocol != "UDP":
+                if svc.protocol != "UDP" or (only is not None and svc.name.service not in only):
                     continue
                 now_eps = {str(ep) for ep in new.endpoints_for(svc.name)}
                 for ep in old.endpoints_for(svc.name):
@@ -267,7 +291,7 @@ class IPTablesProxier:
                         gone.add((ep.ip, ep.port))
         try:
             for svc in new.service_ports:
-                if svc.protocol != "UDP":
+                if svc.protocol != "UDP" or (only is not None and svc.name.service not in only):
                     continue
                 reachable = len(categorize(new.endpoints_for(svc.name), svc, new.node)
                                 .all_reachable)
@@ -291,7 +315,7 @@ class IPTablesProxier:
         for t in triggers:
             m.network_programming.observe(max(0.0, end - t))
         m.last_timestamp.set(end)
-        m.iptables_total.labels(table="filter").set(len(ruleset.filter_rules))
+        m.iptables_total.labels(table="filter").set(ruleset.filter_rules_total)
         m.iptables_total.labels(table="nat").set(ruleset.nat_rules_total)
         m.iptables_last.labels(table="filter").set(len(ruleset.filter_rules))
         m.iptables_last.labels(table="nat").set(len(ruleset.nat_rules))

@@ -8,6 +8,7 @@ from typing import Any
 from iptables_objects import COUNTERS, FIXTURE, chain_rules, ep, eps, loaded, snapshot, svc
 
 from svcnet.dataplane.testing import FakeIPTables
+from svcnet.proxy.snapshot import update_snapshot
 from svcnet.rules import RuleSet, compile_full, compile_partial, render_restore
 from svcnet.rules.iptables_names import sep_chain, svc_chain
 
@@ -58,10 +59,21 @@ def test_deleted_service_chains_are_flushed_then_deleted() -> None:
     text = render_restore(second)
     nat = text.split("*nat\n", 1)[1].splitlines()
     assert nat.index(f":{SVC2} - [0:0]") < nat.index(f"-X {SVC2}")
-    # The -X lines come after every rule except the KUBE-SERVICES tail rule.
-    assert nat[-4:] == [f"-X {sep2}", f"-X {SVC2}", nat[-2], "COMMIT"]
-    assert "must be the last rule" in nat[-2]
+    # KUBE-SERVICES lost its jump to SVC2, so it is rewritten; the -X lines come last,
+    # after every rule (none of which jumps to them any more).
+    assert nat[-3:] == [f"-X {sep2}", f"-X {SVC2}", "COMMIT"]
+    assert not any(line.endswith(f"-j {SVC2}") for line in nat)
     assert SVC2 not in second.active_nat_chains
+    # svc2 had endpoints, so no filter rule changes: the filter table is not written.
+    assert "*filter" not in text
+
+
+def test_full_sync_keeps_kube_proxy_order_with_tail_rule_last() -> None:
+    first = compile_full(snapshot(*world()), FIXTURE, existing_chains=[
+        "KUBE-SVC-AAAAAAAAAAAAAAAA"])
+    nat = render_restore(first).split("*nat\n", 1)[1].splitlines()
+    assert nat[-3:-1] == ["-X KUBE-SVC-AAAAAAAAAAAAAAAA", nat[-2]]
+    assert "must be the last rule" in nat[-2]
 
 
 def test_changed_endpoint_replaces_its_sep_chain() -> None:
@@ -73,12 +85,73 @@ def test_changed_endpoint_replaces_its_sep_chain() -> None:
     assert second.deleted_chains == (old,)
 
 
-def test_unchanged_partial_sync_rewrites_only_shared_chains() -> None:
+def test_unchanged_partial_sync_writes_nothing() -> None:
     first = compile_full(snapshot(*world()), FIXTURE)
     again = compile_partial(snapshot(*world()), FIXTURE, set(), first)
-    assert nat_chains(again) == set() and again.deleted_chains == ()
-    assert again.filter_rules == first.filter_rules
+    assert again.nat_chains == () and again.filter_rules == () and again.deleted_chains == ()
+    assert render_restore(again) == ""
+    assert again.shared == first.shared
     assert again.active_nat_chains == first.active_nat_chains
+    assert again.filter_rules_total == len(first.filter_rules)
+
+
+def test_endpoint_change_writes_only_that_services_chains() -> None:
+    first = compile_full(snapshot(*world()), FIXTURE)
+    second = compile_partial(snapshot(*world(eps1=eps("ns1", "svc1", ep("10.0.1.2")))),
+                             FIXTURE, {("ns1", "svc1")}, first)
+    text = render_restore(second)
+    assert "*filter" not in text and ":KUBE-SERVICES" not in text
+    assert {c for c in second.nat_chains} == {SVC1, *(sep_chain(
+        "ns1/svc1:p80", "tcp", f"10.0.1.{i}:80") for i in (1, 2))}
+
+
+def test_last_endpoint_gone_rewrites_filter_and_kube_services() -> None:
+    first = compile_full(snapshot(*world()), FIXTURE)
+    second = compile_partial(snapshot(*world(eps1=None)), FIXTURE, {("ns1", "svc1")}, first)
+    text = render_restore(second)
+    # The REJECT rule appears in filter KUBE-SERVICES, the nat jump to SVC1 disappears.
+    filter_part, nat_part = text.split("*nat\n", 1)
+    assert ('-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 has no endpoints"'
+            in filter_part and "-j REJECT" in filter_part)
+    assert ":KUBE-SERVICES - [0:0]" in nat_part and f"-j {SVC1}" not in nat_part
+    assert SVC1 in second.deleted_chains
+
+
+def test_partial_compile_reuses_unchanged_ports_by_identity() -> None:
+    first_snap = snapshot(*world())
+    first = compile_full(first_snap, FIXTURE)
+    changed = update_snapshot(first_snap, {("ns1", "svc1"): svc("ns1", "svc1", "172.30.0.41")},
+                              {("ns1", "svc1"): [eps("ns1", "svc1", ep("10.0.1.7"))]})
+    second = compile_partial(changed, FIXTURE, {("ns1", "svc1")}, first)
+    (p1,) = [p for p in second.ports if p.service == ("ns1", "svc1")]
+    (p2,) = [p for p in second.ports if p.service == ("ns2", "svc2")]
+    assert second.ports[p2] is first.ports[p2]
+    assert second.ports[p1] is not first.ports[p1]
+
+
+def test_update_snapshot_equals_a_fresh_build() -> None:
+    base = snapshot(*world())
+    objects = world(svc2=None, eps2=None, svc3=svc("ns3", "svc3", "172.30.0.43"),
+                    eps1=eps("ns1", "svc1", ep("10.0.1.5"), ep("10.0.1.6")),
+                    eps3=eps("ns3", "svc3", ep("10.0.3.1")))
+    changed = {("ns1", "svc1"), ("ns2", "svc2"), ("ns3", "svc3")}
+
+    def service(key: tuple[str, str]) -> dict[str, Any] | None:
+        return next((o for o in objects if o["kind"] == "Service"
+                     and (o["metadata"]["namespace"], o["metadata"]["name"]) == key), None)
+
+    def slices(key: tuple[str, str]) -> list[dict[str, Any]]:
+        return [o for o in objects if o["kind"] == "EndpointSlice"
+                and o["metadata"]["namespace"] == key[0]
+                and o["metadata"]["labels"]["kubernetes.io/service-name"] == key[1]]
+    updated = update_snapshot(base, {k: service(k) for k in changed},
+                              {k: slices(k) for k in changed})
+    fresh = snapshot(*objects)
+    assert updated.service_ports == fresh.service_ports
+    assert dict(updated.endpoints) == dict(fresh.endpoints)
+    # unchanged entries are the same objects
+    kept = [p for p in base.service_ports if p.name.service not in changed]
+    assert all(any(p is q for q in updated.service_ports) for p in kept)
 
 
 def apply(fake: FakeIPTables, rs: RuleSet) -> None:
