@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from harness import running_server
+from harness import create_many, running_server
 from aiohttp import web
 
 
@@ -34,22 +34,6 @@ def _svc(name: str) -> dict[str, Any]:
             "metadata": {"name": name, "labels": {"app": name, "bench": "api"}},
             "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80,
                                                             "targetPort": 8080}]}}
-
-
-async def _create_many(session: aiohttp.ClientSession, base: str, names: list[str]) -> float:
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for n in names:
-        queue.put_nowait(n)
-
-    async def worker() -> None:
-        while not queue.empty():
-            name = queue.get_nowait()
-            async with session.post(base, json=_svc(name)) as r:
-                if r.status != 201:
-                    raise RuntimeError(f"create {name}: {r.status} {await r.text()}")
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(16)))
-    return time.perf_counter() - t0
 
 
 async def _anchor(ctx: ssl.SSLContext, server_ctx: ssl.SSLContext, body: bytes) -> float:
@@ -81,9 +65,10 @@ async def bench(args: argparse.Namespace, url: str, token: str, data_dir: Path) 
     async with aiohttp.ClientSession(headers=headers, connector=conn) as s:
         async with s.post(f"{url}/api/v1/namespaces", json={"metadata": {"name": "bench"}}) as r:
             assert r.status == 201, await r.text()
-        t_create = await _create_many(s, base, [f"svc-{i}" for i in range(args.creates)])
+        t_create = await create_many(s, base, [f"svc-{i}" for i in range(args.creates)], _svc)
         if args.services > args.creates:
-            await _create_many(s, base, [f"svc-{i}" for i in range(args.creates, args.services)])
+            await create_many(s, base, [f"svc-{i}" for i in range(args.creates, args.services)],
+                              _svc)
         list_times, body = [], b""
         for _ in range(5):
             t0 = time.perf_counter()

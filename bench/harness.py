@@ -13,14 +13,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import asyncio
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
+import aiohttp
 import yaml
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -30,7 +32,7 @@ def _free_port() -> int:
 def running_server(*extra: str) -> Iterator[tuple[str, str, Path]]:
     with tempfile.TemporaryDirectory(prefix="svcnet-bench-") as tmp:
         data_dir = Path(tmp) / "data"
-        port = _free_port()
+        port = free_port()
         log_path = Path(tmp) / "server.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server",
@@ -48,3 +50,21 @@ def running_server(*extra: str) -> Iterator[tuple[str, str, Path]]:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
+
+
+async def create_many(session: aiohttp.ClientSession, base: str, names: list[str],
+                      make: Callable[[str], dict[str, Any]], workers: int = 16) -> float:
+    """POST `make(name)` to `base` for every name, `workers` at a time; seconds taken."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for n in names:
+        queue.put_nowait(n)
+
+    async def worker() -> None:
+        while not queue.empty():
+            name = queue.get_nowait()
+            async with session.post(base, json=make(name)) as r:
+                if r.status != 201:
+                    raise RuntimeError(f"create {name}: {r.status} {await r.text()}")
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return time.perf_counter() - t0
