@@ -33,7 +33,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from svcnet.dns.cache import ResponseCache, aged_reply, key_of
+from svcnet.dns.forward_cache import ResponseCache, aged_reply, key_of
 
 log = logging.getLogger("svcnet.dns.forward")
 

@@ -10,7 +10,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from svcnet.dns.cache import ResponseCache, aged_reply, cache_ttl, key_of
+from svcnet.dns.forward_cache import ResponseCache, aged_reply, cache_ttl, key_of
 from svcnet.dns.upstream import parse_upstream, upstreams_from_resolv_conf
 
 
