@@ -10,7 +10,7 @@ No sockets, no clock unless injected, no I/O: the edge (UDP/TCP server, forwarde
 does all of that with the `Reply` it gets (see `reply.py`).
 
 Theory of operation. The hot path is `handle`: parse the header, question and OPT by
-hand (`wire.parse_query`, ~2 µs), look up a precompiled reply template under
+hand (`dnswire.parse_query`, ~2 µs), look up a precompiled reply template under
 (lower-cased qname bytes, qtype, EDNS variant), and patch in the query's ID, RD/CD bits
 and its original-case name (`template.patch`). Only a miss pays for classifying the
 name (`names`), deciding existence (`lookup`), building records (`answers`) and
@@ -36,7 +36,8 @@ from typing import Any, Callable, Mapping, NamedTuple
 import dns.name
 import dns.rdataclass
 
-from svcnet.dns import names, wire
+from svcnet.dns import names
+from svcnet.dns import wire as dnswire
 from svcnet.dns.answers import Answer, Answerer
 from svcnet.dns.cache import TemplateCache
 from svcnet.dns.index import DNSIndex
@@ -49,13 +50,15 @@ _IP6_ZONE = dns.name.from_text("ip6.arpa.")
 
 
 class CacheInfo(NamedTuple):
-    """Template cache counters, for metrics: lookups that hit and missed, and how many
-    positive and negative templates are held."""
+    """Counters for metrics: queries served from a cached template (`hits`) and built
+    (`misses`), templates held, and `errors`: queries answered SERVFAIL because building
+    the answer raised (a bug; `ClusterDNS.last_error` holds the latest exception)."""
 
     hits: int
     misses: int
     positive: int
     negative: int
+    errors: int
 
 
 class ClusterDNS:
@@ -79,7 +82,7 @@ class ClusterDNS:
                  clock: Callable[[], float] | None = None) -> None:
         if not 0 <= ttl <= 3600:
             raise ValueError(f"ttl must be within 0..3600, not {ttl}")
-        if not wire.MIN_UDP_PAYLOAD <= edns_udp_size <= wire.MAX_TCP_MESSAGE:
+        if not dnswire.MIN_UDP_PAYLOAD <= edns_udp_size <= dnswire.MAX_TCP_MESSAGE:
             raise ValueError(f"edns_udp_size must be within 512..65535, not {edns_udp_size}")
         zone = dns.name.from_text(domain.strip(".") + ".")
         self.domain = zone.to_text(omit_final_dot=True).lower()
@@ -96,6 +99,8 @@ class ClusterDNS:
         self._synced = False
         self._hits = 0
         self._misses = 0
+        self._errors = 0
+        self.last_error: Exception | None = None
         self._stamp_serial()
 
     # --- events --------------------------------------------------------------------------
@@ -124,7 +129,7 @@ class ClusterDNS:
     def cache_info(self) -> CacheInfo:
         positive, negative = self._cache.sizes()
         return CacheInfo(hits=self._hits, misses=self._misses, positive=positive,
-                         negative=negative)
+                         negative=negative, errors=self._errors)
 
     def _stamp_serial(self) -> None:
         self._answerer.serial = (int(self._clock()) if self._clock is not None
@@ -132,13 +137,15 @@ class ClusterDNS:
 
     # --- queries ---------------------------------------------------------------------------
 
-    def handle(self, wire_bytes: bytes, *, tcp: bool) -> Reply:
-        """Decide one query (see `reply.Action`). Never raises, whatever the bytes."""
-        query = wire.parse_query(wire_bytes)
+    def handle(self, wire: bytes, *, tcp: bool) -> Reply:
+        """Decide one query: `wire` is one DNS message (over TCP, without its two-byte
+        length prefix); `tcp` lifts the UDP size limit. See `reply.Action` for what the
+        edge does with the result. Never raises, whatever the bytes."""
+        query = dnswire.parse_query(wire)
         if isinstance(query, int):
-            return self._unparsed(wire_bytes, query)
-        limit = wire.MAX_TCP_MESSAGE if tcp else query.udp_limit()
-        if self._synced and query.qclass == wire.CLASS_IN and not query.edns_version:
+            return self._unparsed(wire, query)
+        limit = dnswire.MAX_TCP_MESSAGE if tcp else query.udp_limit()
+        if self._synced and query.qclass == dnswire.CLASS_IN and not query.edns_version:
             template = self._cache.get((query.qname.lower(), query.qtype, query.variant))
             if template is not None:
                 self._hits += 1
@@ -146,35 +153,37 @@ class ClusterDNS:
                              query.qtype, template.rcode, template.target, limit)
         try:
             return self._miss(query, limit)
-        except Exception:  # noqa: BLE001 - the contract is "never raises"
+        except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
             # A bug must cost one query a SERVFAIL, not the server its loop.
-            return Reply(Action.ANSWER, wire.simple_reply(query, wire.SERVFAIL,
+            self._errors += 1
+            self.last_error = exc
+            return Reply(Action.ANSWER, dnswire.simple_reply(query, dnswire.SERVFAIL,
                                                           edns_payload=self.edns_udp_size),
-                         "", query.qtype, wire.SERVFAIL, None, limit)
+                         "", query.qtype, dnswire.SERVFAIL, None, limit)
 
-    def _unparsed(self, wire_bytes: bytes, verdict: int) -> Reply:
-        if verdict == wire.DROP:
+    def _unparsed(self, wire: bytes, verdict: int) -> Reply:
+        if verdict == dnswire.DROP:
             return Reply(Action.DROP, None, "", 0, 0)
-        return Reply(Action.ANSWER, wire.header_reply(wire_bytes, verdict), "", 0, verdict)
+        return Reply(Action.ANSWER, dnswire.header_reply(wire, verdict), "", 0, verdict)
 
-    def _miss(self, query: wire.Query, limit: int) -> Reply:
+    def _miss(self, query: dnswire.Query, limit: int) -> Reply:
         self._misses += 1
         key_name = query.qname.lower()
-        labels = wire.split_labels(key_name)
-        qname_text = wire.name_text(labels)
+        labels = dnswire.split_labels(key_name)
+        qname_text = dnswire.name_text(labels)
         parsed = names.classify(labels, self._zone_labels)
         if parsed is None or (isinstance(parsed, names.ReverseName)
                               and (parsed.ip is None or not self.index.knows_ip(parsed.ip))):
             return Reply(Action.FORWARD, None, qname_text, query.qtype, 0, None, limit)
         if query.edns_version:
-            return self._simple(query, wire.BADVERS, qname_text, limit)
-        if query.qclass != wire.CLASS_IN:
+            return self._simple(query, dnswire.BADVERS, qname_text, limit)
+        if query.qclass != dnswire.CLASS_IN:
             if isinstance(parsed, names.ReverseName):
                 return Reply(Action.FORWARD, None, qname_text, query.qtype, 0, None, limit)
-            return self._simple(query, wire.REFUSED, qname_text, limit)
+            return self._simple(query, dnswire.REFUSED, qname_text, limit)
         qname = dns.name.Name(labels + (b"",))
         if not self._synced:
-            answer = Answer(rcode=wire.SERVFAIL)
+            answer = Answer(rcode=dnswire.SERVFAIL)
             zone = (self._answerer.zone if not isinstance(parsed, names.ReverseName)
                     else _IP6_ZONE if parsed.v6 else _IN_ADDR_ZONE)
             answer.authority.append(self._answerer.soa(zone))
@@ -192,11 +201,11 @@ class ClusterDNS:
             self._cache.put((key_name, query.qtype, query.variant), template)
         return self._reply(template, query, limit)
 
-    def _reply(self, template: Template, query: wire.Query, limit: int) -> Reply:
+    def _reply(self, template: Template, query: dnswire.Query, limit: int) -> Reply:
         return Reply(template.action, patch(template, query, limit), template.qname,
                      query.qtype, template.rcode, template.target, limit)
 
-    def _simple(self, query: wire.Query, rcode: int, qname_text: str, limit: int) -> Reply:
-        return Reply(Action.ANSWER, wire.simple_reply(query, rcode,
+    def _simple(self, query: dnswire.Query, rcode: int, qname_text: str, limit: int) -> Reply:
+        return Reply(Action.ANSWER, dnswire.simple_reply(query, rcode,
                                                       edns_payload=self.edns_udp_size),
                      qname_text, query.qtype, rcode, None, limit)

@@ -43,6 +43,8 @@ DepKey = tuple[str | bytes, ...]
 
 
 class ServiceKind(StrEnum):
+    """How a Service is named in DNS: by ClusterIP, by endpoints, or by CNAME."""
+
     CLUSTER_IP = "ClusterIP"
     HEADLESS = "Headless"
     EXTERNAL_NAME = "ExternalName"
@@ -59,6 +61,9 @@ class PortRecord:
 
 @dataclass(frozen=True, slots=True)
 class ServiceRecord:
+    """What DNS needs of a Service; `cluster_ips` canonical, empty unless ClusterIP kind;
+    `external_name` lower-cased without a trailing dot."""
+
     namespace: str
     name: str
     kind: ServiceKind
@@ -70,6 +75,9 @@ class ServiceRecord:
 
 @dataclass(frozen=True, slots=True)
 class EndpointRecord:
+    """One slice endpoint: canonical addresses, hostname and pod name lower-cased, and
+    readiness (an unset `conditions.ready` counts as ready)."""
+
     addresses: tuple[str, ...]
     hostname: str
     pod_name: str
@@ -78,6 +86,8 @@ class EndpointRecord:
 
 @dataclass(frozen=True, slots=True)
 class SliceRecord:
+    """What DNS needs of an EndpointSlice; `service` is "" without the label."""
+
     namespace: str
     name: str
     service: str

@@ -18,6 +18,7 @@ from svcnet.dns import ClusterDNS
 from svcnet.dns.testing import endpoint, endpoint_slice, query, service
 
 WEB = f"web.default.svc.{ZONE}."
+CLUSTER = build()  # shared by the property tests (building per example is slower)
 
 
 def header(ident: int = 0x4242, flags: int = 0x0100, qd: int = 1, an: int = 0, ns: int = 0,
@@ -264,4 +265,17 @@ def test_near_valid_queries_never_raise(flags: int, counts: tuple[int, int, int]
         assert msg.id == 0x4242
 
 
-CLUSTER = build()
+
+
+
+def test_an_internal_error_costs_one_servfail_not_an_exception() -> None:
+    cluster = build()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    cluster._answerer.cluster = broken  # type: ignore[method-assign]
+    reply = cluster.handle(query(WEB, ident=5), tcp=False)
+    msg = decode(reply)
+    assert msg.rcode() == dns.rcode.SERVFAIL and msg.id == 5
+    assert cluster.cache_info().errors == 1 and isinstance(cluster.last_error, RuntimeError)
