@@ -10,13 +10,15 @@ No sockets, no clock unless injected, no I/O: the edge (UDP/TCP server, forwarde
 does all of that with the `Reply` it gets (see `reply.py`).
 
 Theory of operation. The hot path is `handle`: parse the header, question and OPT by
-hand (`dnswire.parse_query`, ~2 µs), look up a precompiled reply template under
-(lower-cased qname bytes, qtype, EDNS variant), and patch in the query's ID, RD/CD bits
-and its original-case name (`template.patch`). Only a miss pays for classifying the
-name (`names`), deciding existence (`lookup`), building records (`answers`) and
-rendering with dnspython (`template.render`, ~50-100 µs), after which the template is
-cached. Names outside our zones are classified on every query and not cached: they go
-upstream anyway, and caching them would let arbitrary outside names evict our own.
+hand (`wire.parse_query`), look up a precompiled reply template under (lower-cased
+qname bytes, qtype, EDNS variant), and patch in the query's ID, RD/CD bits and its
+original-case name (`template.patch`): about 2 µs per cached name in all (CPython 3.11,
+5,000 Services). Only a miss pays for classifying the name (`names`), deciding existence
+(`lookup`), building records (`answers`) and rendering with dnspython
+(`template.render`), about 100 µs, after which the template is cached; negative
+templates (search-path misses) go to their own bounded LRU (`cache`). Names outside our
+zones are classified on every query (~4 µs) and never cached: they go upstream anyway,
+and caching them would let arbitrary outside names evict our own.
 
 Consistency. `apply` updates the index (`index.DNSIndex`) and drops exactly the cached
 templates built from what changed (`cache.TemplateCache.invalidate`), so a reply never
