@@ -305,3 +305,17 @@ def test_apex_ns_without_a_kube_dns_service() -> None:
     msg = ask(cluster, f"{ZONE}.", "NS")
     assert records(msg.answer) == {f"{ZONE}. 5 IN NS ns.dns.{ZONE}."}
     assert rcode(cluster, f"ns.dns.{ZONE}.") == dns.rcode.NOERROR
+
+
+def test_negative_answers_are_bounded_and_never_evict_positive_ones() -> None:
+    cluster = build(negative_cache_size=3, positive_cache_size=10)
+    ask(cluster, WEB)
+    for i in range(20):  # search-path misses
+        assert rcode(cluster, f"db{i}.default.svc.{ZONE}.svc.{ZONE}.") == dns.rcode.NXDOMAIN
+    info = cluster.cache_info()
+    assert (info.positive, info.negative) == (1, 3)
+    hits = info.hits
+    ask(cluster, WEB)
+    assert cluster.cache_info().hits == hits + 1
+    assert rcode(cluster, f"db19.default.svc.{ZONE}.svc.{ZONE}.") == dns.rcode.NXDOMAIN
+    assert cluster.cache_info().hits == hits + 2  # the most recent miss is still cached
