@@ -14,7 +14,8 @@ def test_exports() -> None:
 
 
 def test_signatures() -> None:
-    assert str(inspect.signature(ClusterDNS.handle)) == "(self, wire: 'bytes', *, tcp: 'bool') -> 'Reply'"
+    handle = inspect.signature(ClusterDNS.handle)
+    assert str(handle) == "(self, wire: 'bytes', *, tcp: 'bool') -> 'Reply'"
     assert list(inspect.signature(ClusterDNS.apply).parameters) == ["self", "kind", "old", "new"]
     assert list(inspect.signature(append_chase).parameters)[:2] == ["cname_response",
                                                                     "upstream_response"]
