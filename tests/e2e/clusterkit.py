@@ -26,7 +26,13 @@ def svcnet(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def unique_cluster(data_dir: Path) -> tuple[ClusterPlan, list[str]]:
+#: Where test clusters forward outside names unless a test gives its own upstream: a closed
+#: loopback port (the discard port), so nothing ever reaches the machine's own resolver.
+NO_UPSTREAM = "127.0.0.1:9"
+
+
+def unique_cluster(data_dir: Path, dns_upstream: str = NO_UPSTREAM
+                   ) -> tuple[ClusterPlan, list[str]]:
     """A plan (as `up` will compute it) and the `up` options that produce it."""
     name = f"t{secrets.token_hex(2)}"
     routes = network.host_routes()
@@ -36,9 +42,10 @@ def unique_cluster(data_dir: Path) -> tuple[ClusterPlan, list[str]]:
         opts = ["--cluster-name", name, "--node-cidr", f"172.31.{rnd.randrange(256)}.0/24",
                 "--pod-cidr", f"10.{a}.0.0/16", "--service-cidr", f"10.{b}.0.0/16"]
         plan = plan_cluster(2, data_dir, cluster_name=name, node_cidr=opts[3],
-                            pod_cidr=opts[5], service_cidr=opts[7])
+                            pod_cidr=opts[5], service_cidr=opts[7],
+                            dns_upstreams=[dns_upstream])
         if not find_conflicts(plan, routes):
-            return plan, opts
+            return plan, opts + ["--dns-upstream", dns_upstream]
     pytest.skip("found no unused CIDRs on this host")
 
 

@@ -34,11 +34,12 @@ async def ensure_namespaces(registry: Registry) -> None:
                 raise
 
 
-async def _upsert(registry: Registry, kind: Any, obj: dict[str, Any]) -> None:
+async def _upsert(registry: Registry, kind: Any, obj: dict[str, Any],
+                  namespace: str = "default") -> None:
     """Create `obj`, or make the stored one carry obj's spec-like content."""
     name = obj["metadata"]["name"]
     try:
-        await registry.create(kind, "default", obj)
+        await registry.create(kind, namespace, obj)
         return
     except errors.StatusError as e:
         if e.reason != "AlreadyExists":
@@ -54,7 +55,7 @@ async def _upsert(registry: Registry, kind: Any, obj: dict[str, Any]) -> None:
             else:
                 cur[k] = v
         return cur
-    await registry.patch(kind, "default", name, merge)
+    await registry.patch(kind, namespace, name, merge)
 
 
 async def ensure_kubernetes_service(registry: Registry, service_cidr: str, address: str,
@@ -83,3 +84,50 @@ async def ensure_kubernetes_service(registry: Registry, service_cidr: str, addre
         "addressType": family,
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]})
+
+
+DNS_LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+              "kubernetes.io/name": "CoreDNS"}
+
+
+async def ensure_dns_service(registry: Registry, service_cidr: str, address: str, port: int,
+                             metrics_port: int | None) -> None:
+    """The `kube-dns` Service in kube-system (tenth address of the service CIDR, as
+    kubeadm's 10.96.0.10; ports dns/53 UDP, dns-tcp/53 TCP, metrics/9153 TCP), without a
+    selector, and its Endpoints and EndpointSlice pointing at svcnet's own DNS server at
+    address:port. Pods then reach DNS through the proxy like any other Service."""
+    network = ipaddress.ip_network(service_cidr)
+    if network.num_addresses < 12:
+        log.warning("service CIDR %s has no tenth address: no kube-dns Service", network)
+        return
+    cluster_ip = str(network.network_address + 10)
+    ports: list[dict[str, Any]] = [
+        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": port},
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": port}]
+    ep_ports: list[dict[str, Any]] = [{"name": "dns", "port": port, "protocol": "UDP"},
+                                      {"name": "dns-tcp", "port": port, "protocol": "TCP"}]
+    if metrics_port:
+        ports.append({"name": "metrics", "port": 9153, "protocol": "TCP",
+                      "targetPort": metrics_port})
+        ep_ports.append({"name": "metrics", "port": metrics_port, "protocol": "TCP"})
+    try:
+        await _upsert(registry, SERVICES, {
+            "metadata": {"name": "kube-dns", "labels": dict(DNS_LABELS),
+                         "annotations": {"prometheus.io/port": "9153",
+                                         "prometheus.io/scrape": "true"}},
+            "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                     "sessionAffinity": "None", "ports": ports}}, "kube-system")
+    except errors.StatusError as e:
+        log.warning("cannot reconcile the kube-dns Service: %s", e.message)
+        return
+    family = "IPv6" if ipaddress.ip_address(address).version == 6 else "IPv4"
+    await _upsert(registry, ENDPOINTS, {
+        "metadata": {"name": "kube-dns", "labels": {
+            **DNS_LABELS, "endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": address}], "ports": ep_ports}]}, "kube-system")
+    await _upsert(registry, SLICES, {
+        "metadata": {"name": "kube-dns", "labels": {
+            **DNS_LABELS, "kubernetes.io/service-name": "kube-dns"}},
+        "addressType": family,
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": ep_ports}, "kube-system")

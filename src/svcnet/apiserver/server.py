@@ -21,11 +21,17 @@ from svcnet.apiserver.handlers import ResourceHandlers
 from svcnet.apiserver.namespaces import NamespaceLifecycle
 from svcnet.apiserver.paths import parse_resource_path
 from svcnet.apiserver.allocator import IPAllocator, PortAllocator, parse_port_range
-from svcnet.apiserver.bootstrap import SERVICES, ensure_kubernetes_service, ensure_namespaces
+from svcnet.apiserver.bootstrap import (
+    SERVICES,
+    ensure_dns_service,
+    ensure_kubernetes_service,
+    ensure_namespaces,
+)
 from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.service_alloc import ServiceAllocation
 from svcnet.client.local import LocalClient
 from svcnet.controllers.manager import ControllerClass, ControllerManager
+from svcnet.dns.app import ClusterDnsApp, DnsConfig
 from svcnet.apiserver.request import check_acceptable, json_response
 from svcnet.store.interface import Store
 
@@ -53,10 +59,13 @@ class ApiServer:
                  service_cidr: str = DEFAULT_SERVICE_CIDR,
                  node_port_range: str = DEFAULT_NODE_PORT_RANGE,
                  advertise: tuple[str, int] | None = None,
-                 controllers: Sequence[ControllerClass] = ()) -> None:
+                 controllers: Sequence[ControllerClass] = (),
+                 dns: DnsConfig | None = None, dns_endpoint: str | None = None) -> None:
         """`server_address` is host:port as clients reach us; `advertise` (IP, port), when
         given, is what the `kubernetes` Service's endpoints point at. `controllers` run
-        in-process over a LocalClient once the server has bootstrapped."""
+        in-process over a LocalClient once the server has bootstrapped. `dns`, when given,
+        is served in-process too; with `dns_endpoint` (an IP) the `kube-dns` Service's
+        endpoints point at it (port: the first DNS listen port)."""
         self.store = store
         self.tokens = tokens
         self.registry = Registry(store)
@@ -72,6 +81,9 @@ class ApiServer:
         self.controllers = ControllerManager(LocalClient(self.registry), controllers) \
             if controllers else None
         self._tasks: list[asyncio.Task[None]] = []
+        self.dns_config = dns
+        self.dns_endpoint = dns_endpoint
+        self.dns: ClusterDnsApp | None = None
 
     # --- middleware ----------------------------------------------------------------------
 
@@ -172,6 +184,11 @@ class ApiServer:
         await ensure_namespaces(self.registry)
         if self.advertise is not None:
             await ensure_kubernetes_service(self.registry, self.service_cidr, *self.advertise)
+        if self.dns_config is not None and self.dns_endpoint and self.dns_config.listen:
+            metrics = self.dns_config.metrics_listen
+            await ensure_dns_service(self.registry, self.service_cidr, self.dns_endpoint,
+                                     self.dns_config.listen[0][1],
+                                     metrics[1] if metrics else None)
 
     async def _compact_loop(self) -> None:
         compact = getattr(self.store, "compact_window", None)
@@ -190,8 +207,13 @@ class ApiServer:
         self._tasks.append(asyncio.create_task(self.namespaces.run()))
         if self.controllers is not None:
             self._tasks.append(asyncio.create_task(self.controllers.run()))
+        if self.dns_config is not None:
+            self.dns = ClusterDnsApp(LocalClient(self.registry), self.dns_config)
+            await self.dns.start()
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        if self.dns is not None:
+            await self.dns.close()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

@@ -53,6 +53,9 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                          "clusters can coexist (default %(default)s)")
     up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT,
                     help="API server port on the host's bridge address (default %(default)s)")
+    up.add_argument("--dns-upstream", action="append", default=[], metavar="IP[:PORT]",
+                    help="resolver the cluster DNS forwards outside names to (repeatable; "
+                         "default: the host's /etc/resolv.conf nameservers)")
     up.add_argument("--retain", action="store_true",
                     help="keep a cluster that failed to come up, for debugging")
     # Network, server and supervision without node agents: for tests of `up` itself.
@@ -93,7 +96,7 @@ def run_up(args: argparse.Namespace) -> int:
         plan = plan_cluster(args.nodes, data_dir, node_cidr=args.node_cidr,
                             pod_cidr=args.pod_cidr, service_cidr=args.service_cidr,
                             proxy_mode=args.proxy_mode, cluster_name=args.cluster_name,
-                            api_port=args.api_port)
+                            api_port=args.api_port, dns_upstreams=args.dns_upstream)
     except PlanError as e:
         _err("up", str(e))
         return 2

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from svcnet.dns.upstream import parse_upstream
+
 DEFAULT_NODE_CIDR = "172.30.0.0/24"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
@@ -201,6 +203,7 @@ class ClusterPlan:
     host_routes: tuple[Route, ...]
     lb_pool: tuple[str, str]
     cluster_name: str = DEFAULT_CLUSTER_NAME
+    dns_upstreams: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -251,7 +254,12 @@ class ClusterPlan:
                 "--service-cluster-ip-range", self.service_cidr,
                 # pods reach the API as the `kubernetes` Service: its ClusterIP must be
                 # in the serving certificate whatever the service CIDR
-                "--tls-san", str(ipaddress.IPv4Network(self.service_cidr)[1]))
+                "--tls-san", str(ipaddress.IPv4Network(self.service_cidr)[1]),
+                # cluster DNS on the host's bridge address: kube-dns's endpoints point here
+                "--dns-listen", f"{self.host_ip}:53",
+                "--dns-metrics-listen", f"{self.host_ip}:9153")
+        for upstream in self.dns_upstreams:
+            argv += ("--dns-upstream", upstream)
         return ProcessSpec("server", argv, self.log_dir / "server.log")
 
     def token_argv(self, node: NodePlan, python: str) -> tuple[str, ...]:
@@ -310,7 +318,8 @@ def plan_cluster(nodes: int = 2, data_dir: Path | str = Path("/var/lib/svcnet/cl
                  node_cidr: str = DEFAULT_NODE_CIDR, pod_cidr: str = DEFAULT_POD_CIDR,
                  service_cidr: str = DEFAULT_SERVICE_CIDR, proxy_mode: str = "iptables",
                  cluster_name: str = DEFAULT_CLUSTER_NAME, api_port: int = DEFAULT_API_PORT,
-                 naming: Naming | None = None) -> ClusterPlan:
+                 naming: Naming | None = None, dns_upstreams: Iterable[str] = ()
+                 ) -> ClusterPlan:
     """The layout of an N-node cluster. Raises `PlanError` (one line) for settings that
     cannot work: N outside 1..20, malformed or unusable CIDRs, CIDRs that overlap each
     other or are too small, an unknown proxy mode. Conflicts with the host's existing
@@ -344,6 +353,12 @@ def plan_cluster(nodes: int = 2, data_dir: Path | str = Path("/var/lib/svcnet/cl
             if a.overlaps(b):
                 raise PlanError(f"{an} {a} overlaps {bn} {b}")
     _check_names(names, nodes)
+    upstreams = tuple(dns_upstreams)
+    for upstream in upstreams:
+        try:
+            parse_upstream(upstream)
+        except ValueError as e:
+            raise PlanError(f"--dns-upstream: {e}") from None
 
     host_ip = node_net[HOST_OFFSET]
     pod_subnets = list(_first_subnets(pod_net, nodes + 1))
@@ -365,13 +380,14 @@ def plan_cluster(nodes: int = 2, data_dir: Path | str = Path("/var/lib/svcnet/cl
     settings: dict[str, Any] = {
         "nodes": nodes, "data_dir": str(data_dir), "node_cidr": str(node_net),
         "pod_cidr": str(pod_net), "service_cidr": str(svc_net), "proxy_mode": proxy_mode,
-        "cluster_name": cluster_name, "api_port": api_port, "naming": names.to_dict()}
+        "cluster_name": cluster_name, "api_port": api_port, "naming": names.to_dict(),
+        "dns_upstreams": list(upstreams)}
     return ClusterPlan(
         data_dir=data_dir, naming=names, node_cidr=str(node_net), host_ip=str(host_ip),
         pod_cidr=str(pod_net), service_cidr=str(svc_net), proxy_mode=proxy_mode,
         api_port=api_port, nodes=tuple(plans), host_routes=host_routes,
         lb_pool=(str(node_net[LB_POOL_OFFSETS[0]]), str(node_net[LB_POOL_OFFSETS[1]])),
-        cluster_name=cluster_name, settings=settings)
+        cluster_name=cluster_name, dns_upstreams=upstreams, settings=settings)
 
 
 def plan_from_settings(settings: dict[str, Any]) -> ClusterPlan:

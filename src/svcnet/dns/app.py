@@ -5,9 +5,9 @@ server, controllers and DNS in one process, as k3s does). It
 
 1. opens the DNS sockets at once, so clients get SERVFAIL rather than "connection
    refused" while the caches fill (DESIGN.md: never answer from partial state);
-2. runs informers for Services, EndpointSlices and Pods whose events go straight into
+2. runs informers for Services, EndpointSlices, Pods and Namespaces whose events go straight into
    `ClusterDNS.apply` (so a deleted Service stops resolving as soon as the watch event
-   arrives, well within a second), and calls `mark_synced` once all three have listed;
+   arrives, well within a second), and calls `mark_synced` once all of them have listed;
 3. serves CoreDNS's metrics on `metrics_listen` (`/metrics`, port 9153 in a cluster) and
    `/health`, and sends the forwarding-loop probe upstream once.
 """
@@ -35,7 +35,8 @@ log = logging.getLogger("svcnet.dns")
 
 FEEDS = (("Service", kind_for("", "services")),
          ("EndpointSlice", kind_for("discovery.k8s.io", "endpointslices")),
-         ("Pod", kind_for("", "pods")))
+         ("Pod", kind_for("", "pods")),
+         ("Namespace", kind_for("", "namespaces")))
 
 
 @dataclass

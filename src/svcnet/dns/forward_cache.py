@@ -6,8 +6,8 @@ kubernetes#128359: a cached NXDOMAIN for a Service created a moment later is one
 most reported DNS problems), and they do not need it: `ClusterDNS` builds their answers
 when objects change.
 
-Contract: `get(key, now)` returns the stored response and the seconds it has aged, or
-None; `put(key, response, now)` stores it for min(its TTL, `max_ttl`) seconds (a negative
+Contract: `get(key, now)` returns a `Hit` (the stored response, the seconds it has aged,
+and the TTL it was cached for), or None; `put(key, response, now)` stores it for min(its TTL, `max_ttl`) seconds (a negative
 answer: min(SOA minimum, SOA TTL, `max_ttl`)), or not at all when that is 0 (an upstream
 that says "do not cache" is obeyed) or the answer is SERVFAIL / truncated. Capacity is
 bounded (least recently used evicted), as CoreDNS's 9,984-entry default. The clock is an
@@ -66,6 +66,13 @@ class _Entry:
     response: dns.message.Message
     stored: float
     expires: float
+    ttl: int
+
+
+class Hit(NamedTuple):
+    response: dns.message.Message
+    aged: int  # whole seconds since it was stored
+    ttl: int   # what it was cached for: no record is served with a longer TTL
 
 
 class ResponseCache:
@@ -84,8 +91,8 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: CacheKey, now: float) -> tuple[dns.message.Message, int] | None:
-        """(stored response, whole seconds aged) while fresh; counts hits and misses."""
+    def get(self, key: CacheKey, now: float) -> Hit | None:
+        """The entry while fresh; counts hits and misses."""
         entry = self._entries.get(key)
         if entry is None or entry.expires <= now:
             if entry is not None:
@@ -96,14 +103,14 @@ class ResponseCache:
         kind = "success" if entry.response.rcode() == dns.rcode.NOERROR and \
             entry.response.answer else "denial"
         self.hits[kind] += 1
-        return entry.response, int(now - entry.stored)
+        return Hit(entry.response, int(now - entry.stored), entry.ttl)
 
     def put(self, key: CacheKey, response: dns.message.Message, now: float) -> bool:
         """Store `response` if it may be cached; returns whether it was."""
         ttl = cache_ttl(response, self.max_ttl)
         if ttl <= 0:
             return False
-        self._entries[key] = _Entry(response, now, now + ttl)
+        self._entries[key] = _Entry(response, now, now + ttl, ttl)
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
@@ -117,10 +124,11 @@ class ResponseCache:
         return out
 
 
-def aged_reply(cached: dns.message.Message, aged: int, query: dns.message.Message
-               ) -> dns.message.Message:
+def aged_reply(cached: dns.message.Message, aged: int, query: dns.message.Message,
+               cap: int | None = None) -> dns.message.Message:
     """A reply to `query` from a cached response: the query's ID, question (its case) and
-    RD bit, every TTL lowered by the seconds the entry has aged, as a cache must."""
+    RD bit; every TTL capped at `cap` (the TTL it was cached for, as CoreDNS's cache
+    serves it) and lowered by the seconds the entry has aged, as a cache must."""
     reply = dns.message.make_response(query)
     reply.flags = (cached.flags & ~dns.flags.RD) | (query.flags & dns.flags.RD) | dns.flags.QR
     reply.set_rcode(cached.rcode())
@@ -128,6 +136,7 @@ def aged_reply(cached: dns.message.Message, aged: int, query: dns.message.Messag
                             (reply.additional, cached.additional)):
         for rrset in source:
             copy = rrset.copy()
-            copy.ttl = max(0, rrset.ttl - aged)
+            ttl = rrset.ttl if cap is None else min(rrset.ttl, cap)
+            copy.ttl = max(0, ttl - aged)
             section.append(copy)
     return reply

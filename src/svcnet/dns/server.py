@@ -23,8 +23,9 @@ from typing import Protocol
 import dns.exception
 import dns.flags
 import dns.message
+import dns.rcode
 
-from svcnet.dns.cluster import append_chase
+from svcnet.dns.reply import append_chase
 from svcnet.dns.metrics import DnsMetrics
 from svcnet.dns.upstream import Forwarder, servfail
 
@@ -41,6 +42,7 @@ class Reply(Protocol):
     qtype: int
     rcode: int
     target: str | None
+    max_size: int
 
 
 class Core(Protocol):
@@ -147,10 +149,14 @@ class DnsServer:
         except dns.exception.DNSException:
             return None
         if reply.action == "chase" and reply.wire is not None and reply.target:
+            # An ExternalName outside the cluster: the CNAME, plus the target's records
+            # when upstream has them (the CNAME alone when it does not).
             target = dns.message.make_query(reply.target, query.question[0].rdtype)
             target.flags |= dns.flags.RD
             upstream = await self.forwarder.resolve(target)
-            out = append_chase(reply.wire, upstream.to_wire())
+            out = reply.wire
+            if upstream.rcode() == dns.rcode.NOERROR and upstream.answer:
+                out = append_chase(reply.wire, upstream.to_wire(), max_size=reply.max_size)
             rcode, plugin = reply.rcode, "kubernetes"
         else:
             answer = await self.forwarder.resolve(query)

@@ -33,7 +33,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from svcnet.dns.forward_cache import ResponseCache, aged_reply, key_of
+from svcnet.dns.forward_cache import ResponseCache, aged_reply, cache_ttl, key_of
 
 log = logging.getLogger("svcnet.dns.forward")
 
@@ -206,7 +206,7 @@ class Forwarder:
         if key is not None:
             hit = self.cache.get(key, now)
             if hit is not None:
-                return aged_reply(hit[0], hit[1], query)
+                return aged_reply(hit.response, hit.aged, query, hit.ttl)
         self.in_flight += 1
         try:
             upstream_query = dns.message.make_query(
@@ -220,6 +220,7 @@ class Forwarder:
             self.in_flight -= 1
         if answer is None:
             return servfail(query)
+        ttl = cache_ttl(answer, self.cache.max_ttl)
         if key is not None:
             self.cache.put(key, answer, self.clock())
-        return aged_reply(answer, 0, query)
+        return aged_reply(answer, 0, query, ttl or None)

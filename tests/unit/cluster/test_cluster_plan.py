@@ -80,8 +80,15 @@ def test_processes() -> None:
     assert srv.argv == ("/usr/bin/python3", "-m", "svcnet.cli.main", "server", "--data-dir",
                         str(DIR), "--listen", "172.30.0.1:6443", "--advertise-address",
                         "172.30.0.1", "--service-cluster-ip-range", "10.96.0.0/12",
-                        "--tls-san", "10.96.0.1")
+                        "--tls-san", "10.96.0.1", "--dns-listen", "172.30.0.1:53",
+                        "--dns-metrics-listen", "172.30.0.1:9153")
     assert (srv.netns, srv.log_file) == ("", DIR / "logs" / "server.log")
+    up = plan_cluster(2, DIR, dns_upstreams=["127.0.0.1:5300", "192.0.2.53"])
+    assert up.server_process("py").argv[-4:] == ("--dns-upstream", "127.0.0.1:5300",
+                                                 "--dns-upstream", "192.0.2.53")
+    assert plan_from_settings(up.settings).dns_upstreams == ("127.0.0.1:5300", "192.0.2.53")
+    with pytest.raises(PlanError, match="--dns-upstream: upstream 'dns.example'"):
+        plan_cluster(2, DIR, dns_upstreams=["dns.example"])
     agent = p.agent_process(p.nodes[1], "TOKEN", "/usr/bin/python3")
     assert agent.argv == (
         "ip", "netns", "exec", "svcnet-node-2", "/usr/bin/python3", "-m", "svcnet.cli.main",

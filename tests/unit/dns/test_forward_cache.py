@@ -59,7 +59,7 @@ def test_cache_expires_and_counts_hits_and_misses() -> None:
     assert cache.get(key, 100.0) is None and cache.misses == 1
     assert cache.put(key, answer(q, "www.example.org. 10 IN A 192.0.2.1"), 100.0)
     hit = cache.get(key, 104.5)
-    assert hit is not None and hit[1] == 4 and cache.hits["success"] == 1
+    assert hit is not None and hit.aged == 4 and hit.ttl == 10 and cache.hits["success"] == 1
     assert cache.get(key, 110.0) is None and len(cache) == 0
 
 
@@ -95,6 +95,7 @@ def test_aged_reply_lowers_ttls_and_takes_the_querys_id_and_case() -> None:
     assert reply.question[0].name.to_text() == "WWW.EXAMPLE.org."
     assert reply.answer[0].ttl == 18
     assert aged_reply(cached, 99, second).answer[0].ttl == 0
+    assert aged_reply(cached, 2, second, cap=10).answer[0].ttl == 8
 
 
 @pytest.mark.parametrize("text,expected", [
