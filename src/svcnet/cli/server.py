@@ -69,8 +69,11 @@ def dns_settings(args: argparse.Namespace, advertise: str
     if not args.dns_listen:
         return None, None
     listen = [parse_listen(v, "--dns-listen") for v in args.dns_listen]
-    upstreams = ([parse_upstream(u) for u in args.dns_upstream] if args.dns_upstream
-                 else upstreams_from_resolv_conf())
+    try:
+        upstreams = ([parse_upstream(u) for u in args.dns_upstream] if args.dns_upstream
+                     else upstreams_from_resolv_conf())
+    except ValueError as e:
+        raise ValueError(f"--dns-upstream: {e}") from None
     metrics: tuple[str, int] | None
     if args.dns_metrics_listen == "none":
         metrics = None
