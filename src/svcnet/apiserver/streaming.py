@@ -43,6 +43,7 @@ log = logging.getLogger("svcnet.apiserver.streaming")
 
 STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
 Obj = dict[str, Any]
+_SESSIONS: set["asyncio.Task[web.StreamResponse]"] = set()
 
 
 # --- pure checks -------------------------------------------------------------------------------
@@ -132,6 +133,22 @@ async def serve_stream(request: web.Request, registry: Registry,
         raise errors.bad_request("Upgrade request required")
     if not websocket and sub != "portforward":
         raise _websocket_only(sub, request.headers["Upgrade"])
+    # Detached from the handler: aiohttp cancels it when the client's connection closes,
+    # and the clean-up (closing the agent's side, which ends the remote command) must run.
+    task = asyncio.ensure_future(_proxy(request, sub, url, agent, offered, websocket))
+    _SESSIONS.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: "asyncio.Task[web.StreamResponse]") -> None:
+    _SESSIONS.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # retrieved: no warning
+        log.debug("stream session ended with %r", task.exception())
+
+
+async def _proxy(request: web.Request, sub: str, url: str, agent: AgentEndpoint,
+                 offered: list[str], websocket: bool) -> web.StreamResponse:
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
     try:
         upstream = await _dial(session, url, agent, offered if websocket else
@@ -226,11 +243,13 @@ async def relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocket
             if not t.cancelled() and t.exception() is not None:
                 log.debug("stream relay ended: %s", t.exception())
     finally:
+        # Stop the pump still reading before closing: a close racing a reader of the same
+        # WebSocket waits for the reader instead of the peer.
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for ws in (upstream, client):
             try:
                 await asyncio.wait_for(ws.close(), 5)
             except (ConnectionError, RuntimeError, TimeoutError):
                 pass
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -83,6 +83,8 @@ class AttachSession:
         try:
             await asyncio.wait({shim, client}, return_when=asyncio.FIRST_COMPLETED)
             if shim.done() and not client.done():  # the container ended the session
+                client.cancel()  # stop reading first: a close racing a reader stalls
+                await asyncio.gather(client, return_exceptions=True)
                 payload = rc.error_payload(self.protocol, rc.success_status())
                 if payload:
                     await self.ws.send_bytes(rc.frame(rc.ERROR, payload))

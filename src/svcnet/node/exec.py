@@ -10,7 +10,8 @@ catalog like the container's own command (`tar` in a busybox container is busybo
 
 How: stdin, stdout and stderr are pipes the agent owns (or, with a TTY, one pty whose
 slave side is the command's controlling terminal: `setsid --ctty` makes the command a
-session leader on it, and resize messages set its window size). The command runs in its
+session leader on it, and resize messages set its window size). The client closing stdin
+(v5) closes the pipe; on a pty, which cannot be half-closed, it types ^D. The command runs in its
 own process group, which is SIGKILLed when the client goes away, and also once the command
 has exited and its output is drained (so nothing it started in the background outlives
 the session and escapes the Pod's supervision). Exit status goes back on the error channel
@@ -92,6 +93,11 @@ def exit_code(returncode: int) -> int:
 
 # --- fd helpers (non-blocking fds on the event loop) ---------------------------------------------
 
+def _wake(ready: "asyncio.Future[None]") -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
 async def _read(fd: int) -> bytes:
     """Up to CHUNK bytes; b"" at EOF (EIO on a pty master means the slave side is gone)."""
     loop = asyncio.get_running_loop()
@@ -104,8 +110,8 @@ async def _read(fd: int) -> bytes:
             if e.errno == errno.EIO:
                 return b""
             raise
-        ready = loop.create_future()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _wake, ready)
         try:
             await ready
         finally:
@@ -121,8 +127,8 @@ async def _write(fd: int, data: bytes) -> None:
             continue
         except BlockingIOError:
             pass
-        ready = loop.create_future()
-        loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_writer(fd, _wake, ready)
         try:
             await ready
         finally:
@@ -235,9 +241,12 @@ class ExecSession:
                     for width, height in rc.parse_resize(payload):
                         set_winsize(self.tty_fd, width, height)
                 elif channel == rc.CLOSE and rc.parse_close(payload) == rc.STDIN \
-                        and self.tty_fd is None:
-                    self._close(self.stdin_fd)
-                    self.stdin_fd = None
+                        and self.stdin_fd is not None:
+                    if self.tty_fd is not None:  # a pty cannot be half-closed: send EOF (^D)
+                        await _write(self.stdin_fd, b"\x04")
+                    else:
+                        self._close(self.stdin_fd)
+                        self.stdin_fd = None
             except rc.ProtocolError as e:
                 log.debug("exec: ignoring bad client message: %s", e)
         self.client_gone = True
@@ -267,11 +276,15 @@ class ExecSession:
             payload = rc.error_payload(self.protocol, status)
             if payload:
                 await self._send(rc.ERROR, payload)
+            # stop reading before closing: a close racing a reader waits for the reader
+            client.cancel()
+            await asyncio.gather(client, return_exceptions=True)
             await self._close_ws()
         finally:
-            for t in (*pumps, client, waiter):
+            tasks: list[asyncio.Task[Any]] = [*pumps, client, waiter]
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*pumps, client, waiter, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if waiter.cancelled() or proc.returncode is None:
                 _kill_group(proc.pid)
                 await proc.wait()

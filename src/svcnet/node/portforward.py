@@ -282,13 +282,16 @@ class SpdySession:
 
 async def serve_spdy(ws: web.WebSocketResponse, dial: Dialer, describe: str) -> None:
     """Run a SPDY port-forward session over `ws` until either side ends it."""
-    out: asyncio.Queue[bytes] = asyncio.Queue(64)
+    out: asyncio.Queue[bytes] = asyncio.Queue(64)  # b"" = the session is over
 
     async def writer() -> None:
-        while True:
-            data = await out.get()
+        while data := await out.get():
             while not out.empty() and len(data) < 4 * CHUNK:  # coalesce small frames
-                data += out.get_nowait()
+                more = out.get_nowait()
+                if not more:
+                    await ws.send_bytes(data)
+                    return
+                data += more
             await ws.send_bytes(data)
 
     session = SpdySession(out.put, dial, describe)
@@ -304,6 +307,11 @@ async def serve_spdy(ws: web.WebSocketResponse, dial: Dialer, describe: str) -> 
         await ws.send_bytes(session.encoder.goaway(session.last_stream, 1))
     finally:
         await session.close()
+        if not write_task.done():
+            try:
+                out.put_nowait(b"")
+            except asyncio.QueueFull:
+                pass
         await asyncio.wait({write_task}, timeout=1)  # let final frames go out
         write_task.cancel()
         await asyncio.gather(write_task, return_exceptions=True)
@@ -357,16 +365,19 @@ async def serve_channels(ws: web.WebSocketResponse, ports: tuple[int, ...], dial
             if not queue.full():
                 queue.put_nowait(None)
 
+    async def forwards() -> None:
+        await asyncio.gather(*tasks)
+
     reader = asyncio.create_task(client())
+    all_done = asyncio.create_task(forwards())
     try:
-        await asyncio.wait({reader, asyncio.ensure_future(asyncio.gather(*tasks))},
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reader, all_done}, return_when=asyncio.FIRST_COMPLETED)
     except (ConnectionError, RuntimeError) as e:
         log.debug("port-forward ended: %s", e)
     finally:
-        for t in (*tasks, reader):
+        for t in (*tasks, reader, all_done):
             t.cancel()
-        await asyncio.gather(*tasks, reader, return_exceptions=True)
+        await asyncio.gather(*tasks, reader, all_done, return_exceptions=True)
         try:
             await ws.close()
         except (ConnectionError, RuntimeError):

@@ -11,8 +11,10 @@ exec.py, attach.py and portforward.py.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -21,7 +23,26 @@ from svcnet.node import attach, exec as execmod, portforward
 from svcnet.node.images import ImageCatalog
 from svcnet.node.types import ContainerTarget, Sandbox
 
+log = logging.getLogger("svcnet.agent.streams")
+
 UidLookup = Callable[[str, str], "str | None"]
+_SESSIONS: set["asyncio.Task[Any]"] = set()
+
+
+async def detached(session: Awaitable[None]) -> None:
+    """Run a session to its end even if aiohttp cancels the handler (it does once the
+    client's connection closes): the session's own clean-up (killing the command, closing
+    its fds) must never be cut short. The session notices a vanished client by itself."""
+    task = asyncio.ensure_future(session)
+    _SESSIONS.add(task)
+    task.add_done_callback(_finished)
+    await asyncio.shield(task)
+
+
+def _finished(task: "asyncio.Task[Any]") -> None:
+    _SESSIONS.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("streaming session failed: %r", task.exception())
 
 
 class Runtime(Protocol):
@@ -84,7 +105,7 @@ class StreamingApi:
         spec = execmod.exec_spec(target, opts.command, opts.tty, self.images, nsenter=nsenter,
                                  setsid=setsid)
         ws = await self._upgrade(request, rc.EXEC_PROTOCOLS)
-        await execmod.ExecSession(ws, ws.ws_protocol or rc.V1, opts, spec).run()
+        await detached(execmod.ExecSession(ws, ws.ws_protocol or rc.V1, opts, spec).run())
         return ws
 
     async def attach(self, request: web.Request) -> web.StreamResponse:
@@ -103,7 +124,8 @@ class StreamingApi:
         except BaseException:
             writer.close()
             raise
-        await attach.AttachSession(ws, ws.ws_protocol or rc.V1, opts, reader, writer).run()
+        await detached(attach.AttachSession(ws, ws.ws_protocol or rc.V1, opts, reader,
+                                            writer).run())
         return ws
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
@@ -125,7 +147,7 @@ class StreamingApi:
         describe = f"pod {request.match_info['pod']}, uid {uid}"
         ws = await self._upgrade(request, rc.PORTFORWARD_PROTOCOLS)
         if spdy_session:
-            await portforward.serve_spdy(ws, dial, describe)
+            await detached(portforward.serve_spdy(ws, dial, describe))
         else:
-            await portforward.serve_channels(ws, ports, dial, describe)
+            await detached(portforward.serve_channels(ws, ports, dial, describe))
         return ws
