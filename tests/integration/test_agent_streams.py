@@ -81,6 +81,8 @@ async def _run(server: TestServer, query: str, stdin: bytes | None = None,
                protocol: str = rc.V5, close_stdin: bool = True) -> dict[int, bytes]:
     session, ws = await _open(server, query, protocol)
     try:
+        if "tty=1" in query:  # as kubectl does first thing
+            await ws.send_bytes(rc.frame(rc.RESIZE, b'{"Width":80,"Height":24}'))
         if stdin is not None:
             for i in range(0, len(stdin), 32768):
                 await ws.send_bytes(rc.frame(rc.STDIN, stdin[i:i + 32768]))
@@ -214,6 +216,9 @@ class FakeRuntime:
 
     def container_target(self, pod_uid: str, container: str) -> ContainerTarget | None:
         return self.targets.get((pod_uid, container))
+
+    async def settle(self, pod_uid: str, container: str) -> None:
+        return None
 
     def sandbox(self, pod_uid: str) -> Sandbox | None:
         return self.sandboxes.get(pod_uid)
@@ -479,3 +484,24 @@ async def test_attach_to_a_container_without_stdin_only_watches(
         await ws.send_bytes(rc.frame(rc.STDIN, b"ignored\n"))
         assert b"tick" in await _read_until(ws, b"tick\n")
         await ws.close()
+
+
+async def test_the_first_attach_sees_what_was_written_before_it(
+        agent: tuple[TestServer, FakeRuntime], shims: Any) -> None:
+    # kubectl run -it starts the container before it can attach: the first client gets
+    # the output so far (a kubelet would lose it); later clients only what follows
+    server, runtime = agent
+    attempt = await _container(shims, "early", ("sh", "-c", "echo early-output; cat"),
+                               runtime, stdin=True)
+    await _until(lambda: "early-output" in (attempt.path / "container.log").read_text())
+    async with aiohttp.ClientSession() as s:
+        first = await s.ws_connect(server.make_url("/attach/default/p/early?stdout=1"),
+                                   protocols=[rc.V5])
+        assert await _read_until(first, b"early-output\n") == b"early-output\n"
+        second = await s.ws_connect(server.make_url("/attach/default/p/early?stdin=1&stdout=1"),
+                                    protocols=[rc.V5])
+        await second.send_bytes(rc.frame(rc.STDIN, b"later\n"))
+        assert await _read_until(second, b"later\n") == b"later\n"  # no replay here
+        assert await _read_until(first, b"later\n") == b"later\n"
+        await first.close()
+        await second.close()

@@ -217,6 +217,13 @@ async def _refused(request: web.Request, sub: str, offered: list[str],
     try:
         if payload:
             await client.send_bytes(rc.frame(rc.ERROR, payload))
+        if rc.parse_bool(request.query.get("tty")):
+            # kubectl sends the terminal size right after connecting, from a goroutine of
+            # its own; closing first makes it log "websocket: close sent". Let it arrive.
+            try:
+                await asyncio.wait_for(client.receive(), 0.25)
+            except TimeoutError:
+                pass
         await client.close()
     except (ConnectionError, RuntimeError):
         pass

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from svcnet.api import remotecommand as rc
 from svcnet.node import shimwire
+from svcnet.node.exec import RESIZE_WAIT_SECONDS
 
 log = logging.getLogger("svcnet.agent.attach")
 
@@ -47,6 +48,7 @@ class AttachSession:
         self.opts = opts
         self.reader = reader
         self.writer = writer
+        self.resized = asyncio.Event()
 
     async def _from_shim(self) -> None:
         decoder = shimwire.Decoder()
@@ -69,6 +71,7 @@ class AttachSession:
                 elif channel == rc.RESIZE:
                     for width, height in rc.parse_resize(payload):
                         self.writer.write(shimwire.encode_resize(width, height))
+                    self.resized.set()
                 elif channel == rc.CLOSE and rc.parse_close(payload) == rc.STDIN:
                     self.writer.write(shimwire.encode(shimwire.CLOSE))
                 await self.writer.drain()
@@ -83,6 +86,11 @@ class AttachSession:
         try:
             await asyncio.wait({shim, client}, return_when=asyncio.FIRST_COMPLETED)
             if shim.done() and not client.done():  # the container ended the session
+                if self.opts.tty:  # see exec.RESIZE_WAIT_SECONDS
+                    try:
+                        await asyncio.wait_for(self.resized.wait(), RESIZE_WAIT_SECONDS)
+                    except TimeoutError:
+                        pass
                 client.cancel()  # stop reading first: a close racing a reader stalls
                 await asyncio.gather(client, return_exceptions=True)
                 payload = rc.error_payload(self.protocol, rc.success_status())

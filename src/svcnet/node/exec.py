@@ -46,6 +46,9 @@ from svcnet.node.types import ContainerTarget
 log = logging.getLogger("svcnet.agent.exec")
 
 DRAIN_SECONDS = 2.0
+# kubectl sends the terminal size as soon as a TTY session opens, from its own goroutine;
+# closing before it arrived makes kubectl log "websocket: close sent". Wait that long for it.
+RESIZE_WAIT_SECONDS = 0.25
 CHUNK = 32 * 1024
 CANNOT_START_EXIT = 126
 
@@ -158,6 +161,7 @@ class ExecSession:
         self.stdin_fd: int | None = None
         self.tty_fd: int | None = None
         self.client_gone = False
+        self.resized = asyncio.Event()
 
     def _own(self, fd: int) -> int:
         os.set_blocking(fd, False)
@@ -240,6 +244,7 @@ class ExecSession:
                 elif channel == rc.RESIZE and self.tty_fd is not None:
                     for width, height in rc.parse_resize(payload):
                         set_winsize(self.tty_fd, width, height)
+                    self.resized.set()
                 elif channel == rc.CLOSE and rc.parse_close(payload) == rc.STDIN \
                         and self.stdin_fd is not None:
                     if self.tty_fd is not None:  # a pty cannot be half-closed: send EOF (^D)
@@ -276,6 +281,11 @@ class ExecSession:
             payload = rc.error_payload(self.protocol, status)
             if payload:
                 await self._send(rc.ERROR, payload)
+            if self.opts.tty and not client.done():
+                try:
+                    await asyncio.wait_for(self.resized.wait(), RESIZE_WAIT_SECONDS)
+                except TimeoutError:
+                    pass
             # stop reading before closing: a close racing a reader waits for the reader
             client.cancel()
             await asyncio.gather(client, return_exceptions=True)

@@ -209,6 +209,16 @@ class PodRuntime:
                                attempt_dir=current.path, hostname=plan.hostname,
                                stdin=cp.stdin, tty=cp.tty)
 
+    async def settle(self, pod_uid: str, container: str, timeout: float = 3.0) -> None:
+        """If the container's latest attempt has exited but its shim is still draining its
+        output into the log, wait (at most `timeout`) until the shim is done, so whoever
+        is told the container is gone (kubectl then shows its logs) reads a whole log."""
+        worker = self._workers.get(pod_uid)
+        record = worker.containers.get(container) if worker else None
+        if record is not None and record.current is not None \
+                and containers.shim_alive(record.current):
+            await self._shared.shims.wait_exit(record.current, timeout)
+
     def sandbox(self, pod_uid: str) -> Sandbox | None:
         """The pod's sandbox as last synced (None: unknown or not set up yet)."""
         worker = self._workers.get(pod_uid)

@@ -13,6 +13,12 @@ client that attached with stdin goes away or closes its stdin: a pipe is closed 
 container reads EOF); on a pty, EOF is an end-of-transmission byte (^D) read by a
 canonical-mode reader, since a pty cannot be half-closed.
 
+One departure from the kubelet, on purpose: the FIRST client to attach is first sent the
+output the container wrote before anyone was attached (up to MAX_REPLAY bytes). A
+container that `kubectl run -it` starts begins before kubectl can attach, so with a
+kubelet a short command's output (or a shell's first prompt) is simply lost; here it
+shows. Later clients see only what comes after they attach, as with a kubelet.
+
 Every socket is non-blocking and buffered per client, so a slow or stuck client can never
 block the container: a client that falls more than `MAX_CLIENT_BUFFER` behind is dropped.
 Stdin that the container does not read is buffered up to `MAX_STDIN_BUFFER`; beyond that
@@ -35,6 +41,7 @@ from svcnet.node import shimwire
 
 MAX_CLIENT_BUFFER = 4 << 20
 MAX_STDIN_BUFFER = 1 << 20
+MAX_REPLAY = 256 << 10
 FLUSH_SECONDS = 1.0
 EOT = b"\x04"
 
@@ -70,6 +77,7 @@ class AttachHub:
         self.stdin_buf = bytearray()
         self.stdin_closing = False
         self._paused = False
+        self.replay: bytearray | None = bytearray()  # None once a client has attached
         listener.setblocking(False)
         sel.register(listener, selectors.EVENT_READ, self._accept)
         if stdin_fd is not None:
@@ -84,7 +92,10 @@ class AttachHub:
         conn.setblocking(False)
         client = _Client(conn)
         self.clients[conn.fileno()] = client
-        events = 0 if self._paused else selectors.EVENT_READ
+        if self.replay is not None:
+            client.out += self.replay
+            self.replay = None
+        events = self._wanted(client)
         client.events = events
         if events:
             self.sel.register(conn, events, lambda mask, c=client: self._on_client(c, mask))
@@ -161,10 +172,13 @@ class AttachHub:
         return True
 
     def broadcast(self, channel: int, data: bytes) -> None:
-        """Copy container output to every client."""
-        if not self.clients:
-            return
+        """Copy container output to every client (or keep it for the first one)."""
         message = shimwire.encode(channel, data)
+        if self.replay is not None:
+            self.replay += message
+            while len(self.replay) > MAX_REPLAY:  # keep whole frames of the latest output
+                del self.replay[:shimwire.frame_size(self.replay)]
+            return
         for c in list(self.clients.values()):
             c.out += message
             if len(c.out) > MAX_CLIENT_BUFFER:

@@ -47,6 +47,12 @@ def decode_resize(payload: bytes) -> tuple[int, int]:
     return width, height
 
 
+def frame_size(buf: bytes | bytearray) -> int:
+    """The encoded size of the frame at the start of `buf` (which must hold its header)."""
+    _, length = _HEAD.unpack_from(buf)
+    return int(_HEAD.size + length)
+
+
 class Decoder:
     """Incremental frame decoder: `feed` any chunking, get whole (channel, payload) frames."""
 

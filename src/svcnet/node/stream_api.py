@@ -48,6 +48,8 @@ def _finished(task: "asyncio.Task[Any]") -> None:
 class Runtime(Protocol):
     def container_target(self, pod_uid: str, container: str) -> ContainerTarget | None: ...
 
+    async def settle(self, pod_uid: str, container: str) -> None: ...
+
     def sandbox(self, pod_uid: str) -> Sandbox | None: ...
 
 
@@ -73,10 +75,11 @@ class StreamingApi:
             raise web.HTTPNotFound(text=f'pod "{pod}" not found on this node')
         return uid
 
-    def _target(self, request: web.Request, uid: str) -> ContainerTarget:
+    async def _target(self, request: web.Request, uid: str) -> ContainerTarget:
         container = request.match_info["container"]
         target = self.runtime.container_target(uid, container)
         if target is None:
+            await self.runtime.settle(uid, container)  # its log is whole when kubectl looks
             raise web.HTTPNotFound(text=f'container not found ("{container}")')
         return target
 
@@ -100,7 +103,7 @@ class StreamingApi:
     async def exec(self, request: web.Request) -> web.StreamResponse:
         uid = self._uid(request)
         opts = self._options(request, exec_=True)
-        target = self._target(request, uid)
+        target = await self._target(request, uid)
         nsenter, setsid = execmod.tool_paths()
         spec = execmod.exec_spec(target, opts.command, opts.tty, self.images, nsenter=nsenter,
                                  setsid=setsid)
@@ -111,12 +114,13 @@ class StreamingApi:
     async def attach(self, request: web.Request) -> web.StreamResponse:
         uid = self._uid(request)
         opts = self._options(request, exec_=False)
-        target = self._target(request, uid)
+        target = await self._target(request, uid)
         if not web.WebSocketResponse(protocols=rc.EXEC_PROTOCOLS).can_prepare(request).ok:
             raise web.HTTPBadRequest(text="Upgrade request required")
         try:
             reader, writer = await attach.connect(target.attempt_dir)
         except OSError:  # the container has just exited (or its shim predates attach)
+            await self.runtime.settle(uid, target.container)
             raise web.HTTPNotFound(
                 text=f'container not found ("{target.container}")') from None
         try:
