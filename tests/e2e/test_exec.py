@@ -141,7 +141,7 @@ def _ready(c: Cluster, name: str) -> bool:
                for x in c.pod(name).get("status", {}).get("conditions", []))
 
 
-# --- exec --------------------------------------------------------------------------------------
+# --- exec ------------------------------------------------------------------------------------
 
 def test_exec_sees_the_pods_hostname_and_resolv_conf(cluster: Cluster) -> None:
     assert cluster.k("exec", "bb", "--", "hostname").strip() == "bb"
@@ -194,7 +194,7 @@ def test_exec_with_a_terminal(cluster: Cluster) -> None:
         child.close(force=True)
 
 
-# --- run -it / attach ---------------------------------------------------------------------------
+# --- run -it / attach ------------------------------------------------------------------------
 
 def _run_it(cluster: Cluster, name: str, *command: str) -> pexpect.spawn:
     argv = cluster.argv("run", "-it", "--rm", name, "--image=busybox", "--restart=Never",
@@ -267,7 +267,7 @@ def test_run_i_rm_feeds_stdin_once(cluster: Cluster) -> None:
         cluster.run("delete", "pod", name, "--ignore-not-found", "--wait=false")
 
 
-# --- cp and port-forward --------------------------------------------------------------------------
+# --- cp and port-forward ---------------------------------------------------------------------
 
 def test_cp_both_ways(cluster: Cluster) -> None:
     # Pods see the node's file system (only /etc/resolv.conf and /etc/hosts are their
@@ -304,7 +304,7 @@ def test_port_forward(cluster: Cluster) -> None:
         proc.wait(10)
 
 
-# --- the remote process ends with the client; nothing is left behind -----------------------------
+# --- the remote process ends with the client; nothing is left behind -------------------------
 
 def _processes_with(text: str) -> list[int]:
     found = []
@@ -366,7 +366,7 @@ def test_a_hundred_execs_leave_no_process_or_fd_in_the_agent(cluster: Cluster) -
     assert fds_after <= fds_before
 
 
-# --- errors as kubectl prints them ------------------------------------------------------------------
+# --- errors as kubectl prints them -----------------------------------------------------------
 
 def _stderr(cluster: Cluster, *args: str, kubeconfig: Path | None = None) -> str:
     res = cluster.run(*args, kubeconfig=kubeconfig)

@@ -26,13 +26,13 @@ from svcnet.node.containers import LaunchSpec, Shims
 from svcnet.node.exec import ExecSession, ExecSpec
 from svcnet.node.images import ImageCatalog
 from svcnet.node.shim import proc_start_ticks
-from svcnet.node.stream_api import StreamingApi, detached
+from svcnet.node.stream_api import StreamingApi, close_sessions, detached
 from svcnet.node.types import ContainerTarget, Sandbox
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-# --- exec sessions ------------------------------------------------------------------------------
+# --- exec sessions ---------------------------------------------------------------------------
 
 async def _exec_handler(request: web.Request) -> web.StreamResponse:
     query = {k: request.query.getall(k) for k in set(request.query.keys())}
@@ -186,6 +186,18 @@ async def test_closing_the_client_kills_the_command(exec_server: TestServer) -> 
     await _until(lambda: not _pids_with(f"sleep 1{marker}"))
 
 
+async def test_a_stopping_agent_ends_its_sessions(exec_server: TestServer) -> None:
+    marker = f"{os.getpid()}{time.monotonic_ns() % 100000}"
+    session, ws = await _open(exec_server, _query("sleep", f"3{marker}", stdout="1"))
+    try:
+        await _until(lambda: _pids_with(f"sleep 3{marker}"))
+        await close_sessions()
+        await _until(lambda: not _pids_with(f"sleep 3{marker}"))
+        assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    finally:
+        await session.close()
+
+
 async def test_background_processes_end_with_the_session(exec_server: TestServer) -> None:
     marker = f"{os.getpid()}{time.monotonic_ns() % 100000}"
     out = await _run(exec_server, _query("sh", "-c", f"sleep 2{marker} >/dev/null & echo ok",
@@ -207,7 +219,7 @@ async def test_sessions_leave_no_fd_or_child_behind(exec_server: TestServer) -> 
     assert children == []
 
 
-# --- the endpoint's refusals ---------------------------------------------------------------------
+# --- the endpoint's refusals -----------------------------------------------------------------
 
 @dataclass
 class FakeRuntime:
@@ -269,7 +281,7 @@ async def test_port_forward_checks_its_ports(agent: tuple[TestServer, FakeRuntim
             assert r.status == 400 and (await r.text()) == "Upgrade request required"
 
 
-# --- port-forward ------------------------------------------------------------------------------------
+# --- port-forward ----------------------------------------------------------------------------
 
 @pytest.fixture
 async def echo_port() -> AsyncIterator[int]:
@@ -381,7 +393,7 @@ async def test_channel_port_forward(agent: tuple[TestServer, FakeRuntime],
         await ws.close()
 
 
-# --- attach through a real shim -------------------------------------------------------------------
+# --- attach through a real shim --------------------------------------------------------------
 
 @pytest.fixture
 async def shims(tmp_path: Path) -> AsyncIterator[tuple[Shims, list[containers.Attempt], Path]]:

@@ -46,7 +46,7 @@ Obj = dict[str, Any]
 _SESSIONS: set["asyncio.Task[web.StreamResponse]"] = set()
 
 
-# --- pure checks -------------------------------------------------------------------------------
+# --- pure checks -----------------------------------------------------------------------------
 
 def container_names(pod: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """(containers, init containers, ephemeral containers) of a Pod spec."""
@@ -109,7 +109,7 @@ def requested_protocols(request: web.BaseRequest) -> list[str]:
     return [p.strip() for p in raw.split(",") if p.strip()]
 
 
-# --- the edge ----------------------------------------------------------------------------------
+# --- the edge --------------------------------------------------------------------------------
 
 async def serve_stream(request: web.Request, registry: Registry,
                        node_token: Callable[[str], str | None],

@@ -28,7 +28,7 @@ from svcnet.node.kubelet_api import KubeletApi
 from svcnet.node.plan import plan_pod
 from svcnet.node.runtime import PodRuntime
 from svcnet.node.sandbox import SandboxManager
-from svcnet.node.stream_api import StreamingApi
+from svcnet.node.stream_api import StreamingApi, close_sessions
 from svcnet.node.types import NodeConfig
 from svcnet.proxy.metrics import healthz_app, metrics_app
 from svcnet.proxy.proxier import IPTablesProxier
@@ -50,7 +50,8 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    "10.244.1.0/24")
     p.add_argument("--state-dir", type=Path, required=True,
                    help="per-node state: IP allocations, container state and logs")
-    p.add_argument("--api-port", type=int, default=10250, help="port for pod logs, exec, attach, port-forward")
+    p.add_argument("--api-port", type=int, default=10250,
+                   help="port for pod logs, exec, attach and port-forward")
     p.add_argument("--cluster-dns", default="10.96.0.10")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES,
@@ -138,6 +139,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     if proxy_task is not None:
         proxy_task.cancel()
         await asyncio.gather(proxy_task, return_exceptions=True)
+    await close_sessions()
     for r in [runner, *http_runners]:
         await r.cleanup()
     await client.close()

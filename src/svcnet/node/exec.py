@@ -94,7 +94,7 @@ def exit_code(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode
 
 
-# --- fd helpers (non-blocking fds on the event loop) ---------------------------------------------
+# --- fd helpers (non-blocking fds on the event loop) -----------------------------------------
 
 def _wake(ready: "asyncio.Future[None]") -> None:
     if not ready.done():
@@ -146,7 +146,7 @@ def _kill_group(pid: int) -> None:
             pass
 
 
-# --- the session ---------------------------------------------------------------------------------
+# --- the session -----------------------------------------------------------------------------
 
 class ExecSession:
     """One exec over an accepted WebSocket (see the module docstring)."""

@@ -52,7 +52,7 @@ class DialError(Exception):
     """The port could not be reached inside the Pod (message in the kubelet's words)."""
 
 
-# --- connecting inside the Pod ------------------------------------------------------------------
+# --- connecting inside the Pod ---------------------------------------------------------------
 
 def _socket_in_netns(netns_path: str, family: int) -> socket.socket:
     """A TCP socket created inside the network namespace at `netns_path` (run in a
@@ -150,7 +150,7 @@ async def _both_ways(out: Awaitable[None], into: Awaitable[None]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-# --- SPDY ------------------------------------------------------------------------------------------
+# --- SPDY ------------------------------------------------------------------------------------
 
 @dataclass
 class _Stream:
@@ -321,7 +321,7 @@ async def serve_spdy(ws: web.WebSocketResponse, dial: Dialer, describe: str) -> 
             pass
 
 
-# --- plain WebSocket channels -----------------------------------------------------------------------
+# --- plain WebSocket channels ----------------------------------------------------------------
 
 async def serve_channels(ws: web.WebSocketResponse, ports: tuple[int, ...], dial: Dialer,
                          describe: str) -> None:

@@ -39,6 +39,15 @@ async def detached(session: Awaitable[None]) -> None:
     await asyncio.shield(task)
 
 
+async def close_sessions() -> None:
+    """End every streaming session (the agent is stopping): exec'd commands are killed,
+    attach and port-forward connections closed; containers are left alone."""
+    tasks = list(_SESSIONS)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _finished(task: "asyncio.Task[Any]") -> None:
     _SESSIONS.discard(task)
     if not task.cancelled() and task.exception() is not None:
