@@ -517,3 +517,11 @@ async def test_the_first_attach_sees_what_was_written_before_it(
         assert await _read_until(first, b"later\n") == b"later\n"
         await first.close()
         await second.close()
+
+
+async def test_a_command_the_agent_cannot_spawn(exec_server: TestServer) -> None:
+    out = await _run(exec_server, _query("/nonexistent/svcnet-test-binary", stdout="1"))
+    status = _status(out)
+    assert status["reason"] == "InternalError"
+    assert status["message"].startswith("Internal error occurred: error executing command "
+                                        "in container: [Errno 2]")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import pty
@@ -260,7 +261,15 @@ class ExecSession:
         if self.spec.error:
             await self._cannot_start()
             return
-        proc, outputs = await self._spawn()
+        try:
+            proc, outputs = await self._spawn()
+        except OSError as e:  # nsenter/setsid missing, out of fds or processes
+            for fd in list(self.fds):
+                self._close(fd)
+            status = rc.internal_error_status(f"error executing command in container: {e}")
+            await self._send(rc.ERROR, rc.error_payload(self.protocol, status))
+            await self._close_ws()
+            return
         pumps = [asyncio.create_task(self._pump(fd, ch)) for fd, ch in outputs]
         client = asyncio.create_task(self._client())
         waiter = asyncio.create_task(proc.wait())
@@ -319,6 +328,7 @@ class ExecSession:
             pass
 
 
+@functools.cache
 def tool_paths() -> tuple[str, str]:
     """Absolute paths of nsenter and setsid (util-linux), found once."""
     return shutil.which("nsenter") or "nsenter", shutil.which("setsid") or "setsid"
