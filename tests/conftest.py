@@ -18,6 +18,13 @@ from typing import AsyncIterator, Iterator
 import pytest
 import yaml
 
+# Processes the tests start (svcnet up starts its server and agents with cwd "/") inherit
+# PYTHONPATH; a relative entry such as the documented `PYTHONPATH=src` would then point
+# nowhere and they would silently import another installed copy of svcnet.
+if os.environ.get("PYTHONPATH"):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+
 
 def free_port() -> int:
     with socket.socket() as s:

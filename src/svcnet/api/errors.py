@@ -161,7 +161,8 @@ def forbidden_request(user: str, verb: str, resource: str, group: str, namespace
                       name: str | None = None, subresource: str = "") -> StatusError:
     """403 with the sentence kubectl users know from RBAC denials."""
     res = f"{resource}/{subresource}" if subresource else resource
-    what = f'{res} "{name}"' if name else res
+    qualified = f"{resource}.{group}" if group else resource  # no subresource, as kube
+    what = f'{qualified} "{name}"' if name else qualified
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     grp = f'in API group "{group}"'
     msg = f'{what} is forbidden: User "{user}" cannot {verb} resource "{res}" {grp}{scope}'

@@ -20,7 +20,8 @@ class Kind:
     `subresources` lists what `/<resource>/<name>/<sub>` serves; "scale" answers
     autoscaling/v1 Scale objects. `create_subresources` are POST-only actions on an object
     (pods/binding), kept apart because they have no object to get, put or patch;
-    `get_subresources` are read-only streams (pods/log).
+    `get_subresources` are streams (pods/log; pods/exec, attach, portforward, which take
+    GET for a WebSocket and POST for SPDY).
     """
 
     group: str
@@ -81,7 +82,8 @@ KINDS: tuple[Kind, ...] = (
          verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Kind("", "v1", "Node", "nodes", "node", False, "V1Node", ("no",), (), ("status",)),
     Kind("", "v1", "Pod", "pods", "pod", True, "V1Pod", ("po",), ("all",), ("status",),
-         create_subresources=("binding",), get_subresources=("log",)),
+         create_subresources=("binding",),
+         get_subresources=("log", "exec", "attach", "portforward")),
     Kind("", "v1", "Service", "services", "service", True, "V1Service", ("svc",), ("all",),
          ("status",)),
     Kind("", "v1", "Endpoints", "endpoints", "endpoints", True, "V1Endpoints", ("ep",),

@@ -17,6 +17,8 @@ AGGREGATED_CT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscover
 KUBE_VERSION = "v1.32.0"
 
 Doc = dict[str, Any]
+_STREAM_KINDS = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                 "portforward": "PodPortForwardOptions"}
 
 
 def version_info(git_version: str = KUBE_VERSION) -> Doc:
@@ -32,6 +34,8 @@ def _sub_kind(kind: Kind, sub: str) -> dict[str, str]:
         return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     if sub == "finalize":
         return {"group": "", "version": "v1", "kind": "Namespace"}
+    if sub in _STREAM_KINDS:
+        return {"group": "", "version": "v1", "kind": _STREAM_KINDS[sub]}
     return {"group": kind.group, "version": kind.version, "kind": kind.kind}
 
 
@@ -40,6 +44,8 @@ def _sub_verbs(sub: str) -> list[str]:
         return ["create"]
     if sub == "log":
         return ["get"]
+    if sub in _STREAM_KINDS:
+        return ["create", "get"]
     return ["update"] if sub == "finalize" else list(SUB_VERBS)
 
 

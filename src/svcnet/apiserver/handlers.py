@@ -23,6 +23,7 @@ from svcnet.apiserver.registry import Registry
 from svcnet.apiserver.request import (dry_run, field_validation, json_response, list_options,
                                       media_type, read_body, wants_table, warning_headers)
 from svcnet.apiserver.podlog import serve_pod_log
+from svcnet.apiserver.streaming import STREAM_SUBRESOURCES, serve_stream
 from svcnet.apiserver.watchstream import serve_watch
 
 Obj = dict[str, Any]
@@ -81,7 +82,7 @@ class ResourceHandlers:
     def __init__(self, registry: Registry,
                  node_token: Callable[[str], str | None] = lambda _node: None) -> None:
         """`node_token(node)` gives the token the API server presents to a node's agent
-        (pods/log is proxied there)."""
+        (pods/log, exec, attach and portforward are proxied there)."""
         self.registry = registry
         self.node_token = node_token
 
@@ -105,6 +106,10 @@ class ResourceHandlers:
         opts = list_options(request.query, rp.kind) if request.method == "GET" and \
             rp.name is None else None
         verb = _verb(request.method, rp, bool(opts and opts.watch))
+        if rp.subresource in STREAM_SUBRESOURCES:
+            # Like kube (AuthorizePodWebsocketUpgradeCreatePermission, on since 1.31): the
+            # WebSocket GET needs `create` as the SPDY POST does.
+            verb = "create"
         if not verb:
             raise errors.method_not_allowed("the server does not allow this method on the "
                                             "requested resource")
@@ -127,6 +132,8 @@ class ResourceHandlers:
                 raise errors.method_not_allowed("the server does not allow this method on "
                                                 "the requested resource")
             return await serve_pod_log(request, self.registry, self.node_token, rp)
+        if rp.subresource in STREAM_SUBRESOURCES:
+            return await serve_stream(request, self.registry, self.node_token, rp)
         method = request.method
         if method == "GET":
             return self._respond(request, rp.kind, await self.registry.get(

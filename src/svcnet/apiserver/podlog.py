@@ -15,11 +15,10 @@ import aiohttp
 from aiohttp import web
 
 from svcnet.api import errors
-from svcnet.api.kinds import kind_for
+from svcnet.apiserver.nodeagent import agent_endpoint
 from svcnet.apiserver.paths import ResourcePath
 from svcnet.apiserver.registry import Registry
 
-NODES = kind_for("", "nodes")
 _PASS = ("follow", "previous", "tailLines", "timestamps")
 
 
@@ -62,17 +61,10 @@ async def serve_pod_log(request: web.Request, registry: Registry,
     if not node_name or (reason and request.query.get("previous") not in ("true", "1")):
         raise errors.bad_request(f'container "{container}" in pod "{name}" is waiting to '
                                  f"start: {reason or 'ContainerCreating'}")
-    node = await registry.get(NODES, None, node_name)
-    st = node.get("status") or {}
-    ip = next((a["address"] for a in st.get("addresses") or []
-               if a.get("type") == "InternalIP"), "")
-    port = ((st.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    token = node_token(node_name)
-    if not ip or not port or token is None:
-        raise errors.StatusError(503, "ServiceUnavailable",
-                                 f"the agent of node {node_name} cannot be reached for logs")
+    agent = await agent_endpoint(registry, node_token, node_name, "logs")
+    token = agent.token
     query = {k: request.query[k] for k in _PASS if k in request.query}
-    url = f"http://{ip}:{port}/containerLogs/{rp.namespace}/{name}/{container}"
+    url = f"{agent.base_url}/containerLogs/{rp.namespace}/{name}/{container}"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
     async with aiohttp.ClientSession(timeout=timeout) as s:
         try:

@@ -1,8 +1,8 @@
 """`svcnet agent`: the node agent (kubelet for process pods), one per node.
 
-Run inside the node's network namespace (as `svcnet up` does). It serves pod logs on
-`--node-ip:--api-port` for the API server, and leaves running Pods alone when it stops,
-so a restarted agent re-adopts them.
+Run inside the node's network namespace (as `svcnet up` does). It serves pod logs, exec,
+attach and port-forward on `--node-ip:--api-port` for the API server, and leaves running
+Pods alone when it stops, so a restarted agent re-adopts them.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from svcnet.node.kubelet_api import KubeletApi
 from svcnet.node.plan import plan_pod
 from svcnet.node.runtime import PodRuntime
 from svcnet.node.sandbox import SandboxManager
+from svcnet.node.stream_api import StreamingApi, close_sessions
 from svcnet.node.types import NodeConfig
 from svcnet.proxy.metrics import healthz_app, metrics_app
 from svcnet.proxy.proxier import IPTablesProxier
@@ -49,7 +50,8 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    "10.244.1.0/24")
     p.add_argument("--state-dir", type=Path, required=True,
                    help="per-node state: IP allocations, container state and logs")
-    p.add_argument("--api-port", type=int, default=10250, help="port for pod logs")
+    p.add_argument("--api-port", type=int, default=10250,
+                   help="port for pod logs, exec, attach and port-forward")
     p.add_argument("--cluster-dns", default="10.96.0.10")
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--proxy-mode", default="iptables", choices=PROXY_MODES,
@@ -90,7 +92,8 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     host_resolv = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() \
         else ""
     host_hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
-    planner = functools.partial(plan_pod, images=ImageCatalog(), host_resolv=host_resolv,
+    images = ImageCatalog()
+    planner = functools.partial(plan_pod, images=images, host_resolv=host_resolv,
                                 host_hosts=host_hosts)
     agent = Agent(client, node, planner=planner, sandboxes=sandboxes, addresses=PodIPAM(node),
                   runtime=runtime, api_port=args.api_port)
@@ -112,7 +115,8 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     def uid_of(ns: str, name: str) -> str | None:
         pod = agent.pods.get(ns, name)
         return None if pod is None else str(pod["metadata"]["uid"])
-    api = KubeletApi(token, uid_of, runtime.logs)
+    api = KubeletApi(token, uid_of, runtime.logs,
+                     StreamingApi(uid_of, runtime, images, str(sandboxes.run_netns)))
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, node.node_ip, args.api_port).start()
@@ -135,6 +139,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     if proxy_task is not None:
         proxy_task.cancel()
         await asyncio.gather(proxy_task, return_exceptions=True)
+    await close_sessions()
     for r in [runner, *http_runners]:
         await r.cleanup()
     await client.close()

@@ -48,13 +48,17 @@ def pods_root(state_dir: Path) -> Path:
 @dataclass(frozen=True)
 class LaunchSpec:
     """What a shim needs: the full argv (sandbox prefix + container argv), where the
-    container's own argv starts in it, env, working directory and hostname."""
+    container's own argv starts in it, env, working directory, hostname, and the
+    container's stdin/stdinOnce/tty settings (for `kubectl attach`)."""
 
     argv: tuple[str, ...]
     exec_index: int
     env: tuple[tuple[str, str], ...]
     workdir: str
     hostname: str
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,8 @@ class Shims:
         path.mkdir(parents=True)
         shim_mod.write_json_atomic(path / shim_mod.SPEC_FILE, {
             "env": [list(kv) for kv in spec.env], "workdir": spec.workdir,
-            "hostname": spec.hostname, "execIndex": spec.exec_index})
+            "hostname": spec.hostname, "execIndex": spec.exec_index, "stdin": spec.stdin,
+            "stdinOnce": spec.stdin_once, "tty": spec.tty})
         with open(path / shim_mod.SHIM_LOG_FILE, "ab") as shim_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "svcnet.node.shim", "--state", str(path), "--",

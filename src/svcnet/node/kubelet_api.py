@@ -1,19 +1,24 @@
-"""The agent's own HTTP endpoint (kubelet's port 10250): container logs for the API server.
+"""The agent's own HTTP endpoint (kubelet's port 10250): container logs, exec, attach and
+port-forward for the API server.
 
 `kubectl logs` talks to the API server, which proxies `pods/log` here (as kube-apiserver
 does to kubelets). The API server authenticates with the node's own token, which it knows
 from its token table; the agent accepts only that token, so nothing else on the node
 network can read pod logs. The path and query follow kubelet's
-`/containerLogs/{namespace}/{pod}/{container}?follow=&previous=&tailLines=&timestamps=`.
+`/containerLogs/{namespace}/{pod}/{container}?follow=&previous=&tailLines=&timestamps=`;
+the streaming endpoints are in stream_api.py.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from svcnet.node.stream_api import StreamingApi
 
 log = logging.getLogger("svcnet.agent.api")
 
@@ -26,10 +31,12 @@ def _flag(q: "web.BaseRequest", name: str) -> bool:
 
 
 class KubeletApi:
-    def __init__(self, token: str, uid_of: UidLookup, logs: LogSource) -> None:
+    def __init__(self, token: str, uid_of: UidLookup, logs: LogSource,
+                 streams: "StreamingApi | None" = None) -> None:
         self.token = token
         self.uid_of = uid_of
         self.logs = logs
+        self.streams = streams
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Callable[..., object]) -> web.StreamResponse:
@@ -74,4 +81,6 @@ class KubeletApi:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
+        if self.streams is not None:
+            self.streams.add_routes(app)
         return app

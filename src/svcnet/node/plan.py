@@ -145,7 +145,8 @@ class _Context:
     def container(self, c: Mapping[str, Any]) -> ContainerPlan:
         name, image = str(c.get("name", "")), str(c.get("image", ""))
         base = ContainerPlan(name=name, argv=(), env=(), image=image,
-                             stdin=bool(c.get("stdin")), tty=bool(c.get("tty")))
+                             stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")),
+                             tty=bool(c.get("tty")))
         try:
             env = self.environment(c)
         except EnvError as e:

@@ -283,7 +283,8 @@ class PodWorker:
         attempt = c.current.attempt + 1 if c.current else 0
         prefix = list(self.s.sandboxes.netns_exec_prefix(sandbox))
         spec = LaunchSpec(argv=(*prefix, *cp.argv), exec_index=len(prefix), env=cp.env,
-                          workdir=cp.workdir, hostname=plan.hostname)
+                          workdir=cp.workdir, hostname=plan.hostname, stdin=cp.stdin,
+                          stdin_once=cp.stdin_once, tty=cp.tty)
         path = containers.attempt_dir(self.s.root, self.uid, c.name, attempt)
         try:
             record = await self.s.shims.launch(path, attempt, spec)

@@ -29,7 +29,7 @@ from svcnet.node.logs import LogsError, stream_log
 from svcnet.node.podworker import PodEvent, PodWorker, SandboxManagerLike, Shared
 from svcnet.node.probe_state import ContainerProbes
 from svcnet.node.restart import DEFAULT_MAXIMUM, RestartBackoff
-from svcnet.node.types import NodeConfig, PodPlan, Sandbox
+from svcnet.node.types import ContainerTarget, NodeConfig, PodPlan, Sandbox
 
 __all__ = ["LogsError", "PodEvent", "PodRuntime", "SandboxManagerLike"]
 
@@ -186,6 +186,43 @@ class PodRuntime:
         async for line in stream_log(path / "container.log", follow=follow, tail=tail,
                                      timestamps=timestamps, finished=finished):
             yield line
+
+    def container_target(self, pod_uid: str, container: str) -> ContainerTarget | None:
+        """The container as exec/attach reach it, or None unless it runs right now (what
+        the kubelet answers with `container not found`)."""
+        worker = self._workers.get(pod_uid)
+        plan = worker.plan if worker else None
+        record = worker.containers.get(container) if worker else None
+        if worker is None or plan is None or record is None or record.current is None \
+                or worker.terminating:
+            return None
+        current = self._shared.shims.refresh(record.current, self._shared.clock())
+        if not current.running or not containers.container_alive(current):
+            return None
+        cp = next((c for c in (*plan.containers, *plan.init_containers)
+                   if c.name == container), None)
+        if cp is None:
+            return None
+        return ContainerTarget(pod_uid=pod_uid, pod_name=plan.name, container=container,
+                               pid=current.pid, pid_start=current.pid_start, env=cp.env,
+                               workdir=cp.workdir, image=cp.image, scratch_dir=cp.scratch_dir,
+                               attempt_dir=current.path, hostname=plan.hostname,
+                               stdin=cp.stdin, tty=cp.tty)
+
+    async def settle(self, pod_uid: str, container: str, timeout: float = 3.0) -> None:
+        """If the container's latest attempt has exited but its shim is still draining its
+        output into the log, wait (at most `timeout`) until the shim is done, so whoever
+        is told the container is gone (kubectl then shows its logs) reads a whole log."""
+        worker = self._workers.get(pod_uid)
+        record = worker.containers.get(container) if worker else None
+        if record is not None and record.current is not None \
+                and containers.shim_alive(record.current):
+            await self._shared.shims.wait_exit(record.current, timeout)
+
+    def sandbox(self, pod_uid: str) -> Sandbox | None:
+        """The pod's sandbox as last synced (None: unknown or not set up yet)."""
+        worker = self._workers.get(pod_uid)
+        return worker.sandbox if worker is not None and not worker.terminating else None
 
     async def close(self) -> None:
         """Stop every background task; containers keep running for the next runtime."""

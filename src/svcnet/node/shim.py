@@ -5,8 +5,9 @@ session, so the container outlives the agent (an agent restart re-adopts it from
 the shim is the only process that waits for the container and so the only one that can
 learn its exit status. Its contract, in order:
 
-1. Read `DIR/spec.json` ({"env": [[k, v]...], "workdir", "hostname", "execIndex"}; env is
-   passed in a file rather than argv so Secrets do not show up in `ps`).
+1. Read `DIR/spec.json` ({"env": [[k, v]...], "workdir", "hostname", "execIndex", "stdin",
+   "stdinOnce", "tty"}; env is passed in a file rather than argv so Secrets do not show up
+   in `ps`).
 2. Become a child subreaper, so daemons the container leaves behind are reparented to the
    shim (as they would be to PID 1 of a container) and are reaped and killed with it.
 3. Move into a fresh UTS namespace and set the pod's hostname (if the kernel refuses, e.g.
@@ -15,11 +16,16 @@ learn its exit status. Its contract, in order:
    container's PATH) BEFORE starting anything: the netns prefix (`ip netns exec`) would
    otherwise hide those errors behind a generic exit code. A failure is written to
    `state.json` as {"error", "reason": "CreateContainerError"} and reported.
-5. Start ARGV (netns prefix + container argv) in its own process group, stdin /dev/null,
-   stdout/stderr into pipes; write {"pid", "pidStart", "startedAt", ...} to `state.json`
-   and report that JSON as one line on the shim's stdout, then close stdout.
+5. Start ARGV (netns prefix + container argv) in its own session and process group:
+   with `tty`, on a new pty (its controlling terminal; stdin, stdout and stderr all on the
+   pty, 80x24 until a client resizes it); otherwise stdin is a pipe when `stdin` is set
+   (else /dev/null) and stdout/stderr are pipes. Write {"pid", "pidStart", "startedAt",
+   ...} to `state.json` and report that JSON as one line on the shim's stdout, then close
+   stdout.
 6. Copy the container's output into `DIR/container.log` in the kubelet's CRI format
-   (`<RFC3339Nano> <stdout|stderr> <F|P> <content>`, lines over 16 KiB split into P parts).
+   (`<RFC3339Nano> <stdout|stderr> <F|P> <content>`, lines over 16 KiB split into P parts),
+   and to the clients attached through `DIR/attach.sock` (shimattach.py), which also feed
+   the container's stdin and resize its pty.
 7. Forward SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the container's process
    group. (SIGKILL cannot be caught: the runtime sends it to the group directly.)
 8. When the main process exits, SIGKILL the rest of its process group (a container's
@@ -33,16 +39,22 @@ container start and its start-up time is part of every (re)start.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
+import pty
 import selectors
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from svcnet.node import shimwire
+from svcnet.node.shimattach import AttachHub, set_winsize
 
 SPEC_FILE = "spec.json"
 STATE_FILE = "state.json"
@@ -220,11 +232,16 @@ class Shim:
         if error:
             return self._fail("CreateContainerError", error)
         log_fd = os.open(self.dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        sel = selectors.DefaultSelector()
+        listener = self._listen()
+        tty, with_stdin = bool(self.spec.get("tty")), bool(self.spec.get("stdin"))
+        if tty:
+            env.setdefault("TERM", "xterm")  # as containerd sets it for a TTY process
         try:
-            proc = subprocess.Popen(self.argv, env=env, cwd=workdir or "/",
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc, outputs, stdin_fd, tty_fd = self._spawn(env, workdir, tty, with_stdin)
         except OSError as exc:
+            if listener is not None:
+                listener.close()
             return self._fail("RunContainerError", f"{exc.strerror or exc}: {exc.filename}")
         self.pid = proc.pid
         self.state.update(pid=proc.pid, pidStart=proc_start_ticks(proc.pid),
@@ -233,9 +250,13 @@ class Shim:
         self._report()
         for sig in self.pending:
             self._forward(sig, None)
-        assert proc.stdout is not None and proc.stderr is not None
-        self._relay(wake_r, {proc.stdout.fileno(): _Stream("stdout", log_fd),
-                             proc.stderr.fileno(): _Stream("stderr", log_fd)})
+        hub = AttachHub(sel, listener, stdin_fd, tty_fd, bool(self.spec.get("stdinOnce"))) \
+            if listener is not None else None
+        self._relay(sel, wake_r, {fd: (_Stream(name, log_fd), channel)
+                                  for fd, (name, channel) in outputs.items()}, hub)
+        if hub is not None:
+            hub.close()
+            (self.dir / shimwire.SOCKET_NAME).unlink(missing_ok=True)
         proc.returncode = self.main_status  # reaped by us; keep Popen from waiting again
         status = self.main_status or 0
         code = os.waitstatus_to_exitcode(status)
@@ -245,6 +266,58 @@ class Shim:
                           signal=-code if code < 0 else 0)
         write_json_atomic(self.dir / STATE_FILE, self.state)
         return 0
+
+    def _listen(self) -> socket.socket | None:
+        """The attach socket, bound by a relative name from inside the state directory (an
+        absolute path could exceed the 107-byte limit of unix socket addresses). Without
+        it the container still runs; only attaching is impossible (recorded as a warning)."""
+        (self.dir / shimwire.SOCKET_NAME).unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        cwd = os.getcwd()
+        try:
+            os.chdir(self.dir)
+            sock.bind(shimwire.SOCKET_NAME)
+            os.chmod(shimwire.SOCKET_NAME, 0o600)
+            sock.listen(16)
+        except OSError as exc:
+            sock.close()
+            self.state["warning"] = f"attach unavailable: {exc}"
+            return None
+        finally:
+            os.chdir(cwd)
+        return sock
+
+    def _spawn(self, env: dict[str, str], workdir: str, tty: bool, with_stdin: bool,
+               ) -> tuple["subprocess.Popen[bytes]", dict[int, tuple[str, int]], int | None,
+                          int | None]:
+        """Start the container. Returns the process, its output fds ({fd: (log stream name,
+        attach channel)}), the write end of its stdin (None: /dev/null) and the pty master
+        (None: no TTY)."""
+        if tty:
+            master, slave = pty.openpty()
+            set_winsize(master, 80, 24)
+            try:
+                proc = subprocess.Popen(self.argv, env=env, cwd=workdir or "/", stdin=slave,
+                                        stdout=slave, stderr=slave, start_new_session=True,
+                                        preexec_fn=_controlling_terminal)
+            except OSError:
+                os.close(master)
+                raise
+            finally:
+                os.close(slave)  # only the container holds the slave: EIO marks its end
+            return proc, {master: ("stdout", shimwire.STDOUT)}, \
+                (os.dup(master) if with_stdin else None), master
+        proc = subprocess.Popen(self.argv, env=env, cwd=workdir or "/",
+                                stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        stdin_fd = None
+        if proc.stdin is not None:
+            stdin_fd = os.dup(proc.stdin.fileno())
+            proc.stdin.close()
+        assert proc.stdout is not None and proc.stderr is not None
+        return proc, {proc.stdout.fileno(): ("stdout", shimwire.STDOUT),
+                      proc.stderr.fileno(): ("stderr", shimwire.STDERR)}, stdin_fd, None
 
     # -- run -------------------------------------------------------------------------------
     def _reap(self) -> None:
@@ -270,10 +343,13 @@ class Shim:
                 except ChildProcessError:
                     pass
 
-    def _relay(self, wake_r: int, streams: dict[int, _Stream]) -> None:
-        sel = selectors.DefaultSelector()
+    def _relay(self, sel: selectors.BaseSelector, wake_r: int,
+               outputs: dict[int, tuple[_Stream, int]], hub: AttachHub | None) -> None:
+        """Copy output to the log and attached clients until the main process has exited
+        and its output is drained (or DRAIN_SECONDS passed). Selector keys whose data is a
+        callable belong to the attach hub; the rest are the wake-up pipe and the outputs."""
         sel.register(wake_r, selectors.EVENT_READ)
-        for fd in streams:
+        for fd in outputs:
             sel.register(fd, selectors.EVENT_READ)
         deadline: float | None = None
         self._reap()
@@ -281,10 +357,14 @@ class Shim:
             if self.main_status is not None:
                 if deadline is None:
                     deadline = time.monotonic() + DRAIN_SECONDS
-                if not streams or time.monotonic() >= deadline:
+                if not outputs or time.monotonic() >= deadline:
                     break
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            for key, _ in sel.select(timeout):
+            for key, mask in sel.select(timeout):
+                if callable(key.data):
+                    callback: Callable[[int], None] = key.data
+                    callback(mask)
+                    continue
                 fd = int(key.fd)
                 if fd == wake_r:
                     try:
@@ -293,15 +373,31 @@ class Shim:
                     except BlockingIOError:
                         pass
                     continue
-                data = os.read(fd, 65536)
+                if fd not in outputs:
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: every holder of the pty's slave side is gone
+                    data = b""
+                stream, channel = outputs[fd]
                 if data:
-                    streams[fd].feed(data)
+                    stream.feed(data)
+                    if hub is not None:
+                        hub.broadcast(channel, data)
                 else:
                     sel.unregister(fd)
-                    streams.pop(fd).close()
+                    outputs.pop(fd)
+                    stream.close()
             self._reap()
-        for stream in streams.values():
+        for stream, _ in outputs.values():
             stream.close()
+
+
+def _controlling_terminal() -> None:
+    """In the container's new session: make the pty on stdin its controlling terminal, so
+    ^C and job control reach the container's foreground process group. (Runs between
+    fork and exec; the shim is single-threaded, so that is safe.)"""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,7 @@ class ContainerPlan:
     waiting_reason: str = ""
     waiting_message: str = ""
     stdin: bool = False
+    stdin_once: bool = False
     tty: bool = False
     # A per-container directory the image's program creates and keeps its own files in
     # (nginx: generated config, pid file, temp dirs). The program creates it itself, so
@@ -96,3 +97,25 @@ class Sandbox:
     ip: str
     host_veth: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerTarget:
+    """A running container as `kubectl exec`/`attach` reach it: its main process (pid and
+    start ticks; its namespaces are the ones to enter), environment and working directory
+    (an exec'd command gets them too), image (exec argv is resolved through the image
+    catalog like the container's own), and its attach socket directory."""
+
+    pod_uid: str
+    pod_name: str
+    container: str
+    pid: int
+    pid_start: int | None
+    env: tuple[tuple[str, str], ...]
+    workdir: str
+    image: str
+    scratch_dir: str
+    attempt_dir: Path
+    hostname: str
+    stdin: bool = False
+    tty: bool = False
