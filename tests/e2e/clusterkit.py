@@ -9,13 +9,16 @@ import secrets
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from svcnet.cluster import network
 from svcnet.cluster.plan import ClusterPlan, find_conflicts, plan_cluster
 from svcnet.cluster.processes import ProcRecord, svcnet_processes_of
+from svcnet.cluster.supervisor import load_state
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="needs root and the ip command")
@@ -74,3 +77,24 @@ def assert_nothing_left(plan: ClusterPlan, server_pid: int) -> None:
     assert not plan.state_file.exists()
 
 
+
+
+@contextmanager
+def running_cluster(tmp: Path, dns_upstream: str = NO_UPSTREAM
+                    ) -> Iterator[tuple[ClusterPlan, list[str]]]:
+    """`svcnet up --nodes 2` with a unique name and CIDRs; on exit (even after a failure)
+    `svcnet down --purge` and the check that nothing is left. Yields (plan, up options)."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    plan, opts = unique_cluster(tmp / "data", dns_upstream)
+    res = svcnet("up", "--nodes", "2", "--data-dir", str(plan.data_dir), *opts, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    state = load_state(plan.data_dir)
+    assert state is not None and state.processes["server"] is not None
+    server_pid = state.processes["server"].pid
+    try:
+        yield plan, opts
+    finally:
+        res = svcnet("down", "--data-dir", str(plan.data_dir), "--purge", timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert_nothing_left(plan, server_pid)

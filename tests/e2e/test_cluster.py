@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from clusterkit import assert_nothing_left, needs_root, svcnet, unique_cluster
+from clusterkit import needs_root, running_cluster, svcnet
 from conftest import wait_for
 
 from svcnet.cluster.plan import ClusterPlan
@@ -89,19 +89,9 @@ def pod_netns(pod: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0:
-        pytest.skip("kubectl is not installed")
     tmp = tmp_path_factory.mktemp("cluster")
-    plan, opts = unique_cluster(tmp / "data")
-    res = svcnet("up", "--nodes", "2", "--data-dir", str(plan.data_dir), *opts, timeout=180)
-    assert res.returncode == 0, res.stdout + res.stderr
-    server_pid = load_state(plan.data_dir).processes["server"].pid  # type: ignore[union-attr]
-    try:
+    with running_cluster(tmp) as (plan, opts):
         yield Cluster(plan, opts, tmp / "kube-cache")
-    finally:
-        res = svcnet("down", "--data-dir", str(plan.data_dir), "--purge", timeout=180)
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert_nothing_left(plan, server_pid)
 
 
 DEPLOY = """\
@@ -231,8 +221,15 @@ def test_agent_restart_keeps_pods_running(cluster: Cluster) -> None:
     pod = wait_for(lambda: (lambda p: p if ready(p) else None)(cluster.pod("keeper")),
                    what="keeper running")
     pids_before = _container_pids(pod_netns(pod))
-    netns_before = subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                  text=True).stdout.count("svcnet-pod-")
+
+    def our_pod_netns() -> set[str]:
+        """This cluster's pod namespaces (other clusters may run on the machine)."""
+        ours = {pod_netns(p) for p in json.loads(cluster.k("get", "pods", "-A", "-o",
+                                                           "json"))["items"]}
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                text=True).stdout.split()
+        return ours & set(listed)
+    netns_before = our_pod_netns()
     agent = load_state(cluster.plan.data_dir).processes[f"agent-{pod['spec']['nodeName']}"]
     os.kill(agent.pid, signal.SIGTERM)  # type: ignore[union-attr]
     wait_for(lambda: not Path(f"/proc/{agent.pid}").exists(), what="agent stopped")  # type: ignore[union-attr]
@@ -245,8 +242,7 @@ def test_agent_restart_keeps_pods_running(cluster: Cluster) -> None:
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0
     assert after["status"]["podIP"] == pod["status"]["podIP"]
     assert _container_pids(pod_netns(pod)) == pids_before  # the same processes run on
-    assert subprocess.run(["ip", "netns", "list"], capture_output=True,
-                          text=True).stdout.count("svcnet-pod-") == netns_before
+    assert our_pod_netns() == netns_before  # no sandbox lost or made again
 
 
 def test_bad_input_becomes_pod_status_and_event(cluster: Cluster) -> None:

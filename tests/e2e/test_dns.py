@@ -14,11 +14,10 @@ import time
 from typing import Any, Iterator
 
 import pytest
-from clusterkit import assert_nothing_left, needs_root, svcnet, unique_cluster
+from clusterkit import needs_root, running_cluster
 from conftest import wait_for
 from test_cluster import Cluster, pod_netns, ready
 
-from svcnet.cluster.supervisor import load_state
 from svcnet.dns.fake_upstream import StaticUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dataplane, needs_root]
@@ -36,22 +35,12 @@ def upstream() -> Iterator[StaticUpstream]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, upstream: StaticUpstream
             ) -> Iterator[Cluster]:
-    if subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0:
-        pytest.skip("kubectl is not installed")
     for tool in ("dig", "busybox"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             pytest.skip(f"{tool} is not installed (scripts/setup --test installs it)")
     tmp = tmp_path_factory.mktemp("dnscluster")
-    plan, opts = unique_cluster(tmp / "data", dns_upstream=upstream.spec)
-    res = svcnet("up", "--nodes", "2", "--data-dir", str(plan.data_dir), *opts, timeout=180)
-    assert res.returncode == 0, res.stdout + res.stderr
-    server_pid = load_state(plan.data_dir).processes["server"].pid  # type: ignore[union-attr]
-    try:
+    with running_cluster(tmp, dns_upstream=upstream.spec) as (plan, opts):
         yield Cluster(plan, opts, tmp / "kube-cache")
-    finally:
-        res = svcnet("down", "--data-dir", str(plan.data_dir), "--purge", timeout=180)
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert_nothing_left(plan, server_pid)
 
 
 OBJECTS = """\

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import pexpect
 import pytest
 import yaml
-from clusterkit import assert_nothing_left, needs_root, svcnet, unique_cluster
+from clusterkit import needs_root, running_cluster
 from conftest import free_port, wait_for
 
 from svcnet.cluster.plan import ClusterPlan
@@ -105,14 +105,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0:
-        pytest.skip("kubectl is not installed")
     tmp = tmp_path_factory.mktemp("exec")
-    plan, opts = unique_cluster(tmp / "data")
-    res = svcnet("up", "--nodes", "2", "--data-dir", str(plan.data_dir), *opts, timeout=180)
-    assert res.returncode == 0, res.stdout + res.stderr
-    server_pid = load_state(plan.data_dir).processes["server"].pid  # type: ignore[union-attr]
-    try:
+    with running_cluster(tmp) as (plan, _):
         c = Cluster(plan, tmp / "kube-cache", tmp)
         c.k("apply", "-f", "-", input=PODS)
         wait_for(lambda: all(_phase(c, p) == want for p, want in (
@@ -120,10 +114,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             what="bb and nx running, failed failed")
         wait_for(lambda: _waiting(c, "noimage") == "ErrImagePull", what="noimage waiting")
         yield c
-    finally:
-        res = svcnet("down", "--data-dir", str(plan.data_dir), "--purge", timeout=180)
-        assert res.returncode == 0, res.stdout + res.stderr
-        assert_nothing_left(plan, server_pid)
 
 
 def _phase(c: Cluster, name: str) -> str:
