@@ -29,8 +29,6 @@ from svcnet.cluster.supervisor import load_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dataplane, needs_root]
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-
 PODS = """\
 apiVersion: v1
 kind: Pod
@@ -149,6 +147,17 @@ def test_exec_sees_the_pods_hostname_and_resolv_conf(cluster: Cluster) -> None:
     assert cluster.k("exec", "nx", "--", "hostname").strip() == "nx"
 
 
+def test_busybox_shell_runs_busybox_applets(cluster: Cluster) -> None:
+    """The tutorials' debugging flow: a shell in a busybox Pod, then its own tools (the
+    node may not have `nc`, and its `wget` is GNU's)."""
+    ip = cluster.pod("nx")["status"]["podIP"]
+    out = cluster.k("exec", "bb", "--", "sh", "-c",
+                    f"readlink $(command -v nc); wget -qO- http://{ip}:8080/hostname; echo; "
+                    f"echo | nc -w 2 {ip} 8080 >/dev/null && echo nc-ok")
+    lines = out.split()
+    assert lines[0].endswith("busybox") and lines[1:] == ["nx", "nc-ok"], out
+
+
 def test_exec_stdin_round_trips_a_mebibyte(cluster: Cluster) -> None:
     data = os.urandom(1 << 20)
     res = cluster.run("exec", "-i", "bb", "--", "sh", "-c", "cat", input=data)
@@ -229,8 +238,6 @@ def test_run_it_rm_with_a_short_command(cluster: Cluster) -> None:
         cluster.run("delete", "pod", name, "--ignore-not-found", "--wait=false")
 
 
-@pytest.mark.skipif(not (SRC / "svcnet" / "dns").is_dir(),
-                    reason="cluster DNS is not part of this checkout yet")
 def test_run_it_rm_nslookup(cluster: Cluster) -> None:
     name = f"t-{secrets.token_hex(3)}"
     child = _run_it(cluster, name, "sh", "-c", "nslookup kubernetes.default")

@@ -92,7 +92,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     host_resolv = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() \
         else ""
     host_hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
-    images = ImageCatalog()
+    images = ImageCatalog(bin_dir=str(node.state_dir / "bin"))
     planner = functools.partial(plan_pod, images=images, host_resolv=host_resolv,
                                 host_hosts=host_hosts)
     agent = Agent(client, node, planner=planner, sandboxes=sandboxes, addresses=PodIPAM(node),

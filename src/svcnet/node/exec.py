@@ -70,13 +70,15 @@ def exec_spec(target: ContainerTarget, command: Sequence[str], tty: bool,
               setsid: str = "setsid") -> ExecSpec:
     """Plan an exec into `target` (pure apart from the catalog's program lookups)."""
     env = dict(target.env)
+    resolved = images.node_argv(target.image, list(command), scratch_dir=target.scratch_dir) \
+        if target.image else None
+    if resolved is not None and resolved.path:
+        env.setdefault("PATH", f"{resolved.path}:{DEFAULT_PATH}")
     env.setdefault("PATH", DEFAULT_PATH)
     if target.hostname:
         env.setdefault("HOSTNAME", target.hostname)
     if tty:
         env.setdefault("TERM", "xterm")
-    resolved = images.node_argv(target.image, list(command), scratch_dir=target.scratch_dir) \
-        if target.image else None
     if resolved is not None and not resolved.ok:
         return ExecSpec((), env, tuple(command), resolved.message)
     argv = list(resolved.argv) if resolved is not None else list(command)

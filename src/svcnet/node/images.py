@@ -24,12 +24,13 @@ catalog is deterministic under test.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from svcnet.node.types import ImageRef
 
@@ -123,12 +124,15 @@ def nginx_config(scratch_dir: str) -> str:
 @dataclass(frozen=True)
 class NodeArgv:
     """An image argv translated for the node: `argv` to exec, or `reason`/`message` when
-    it cannot run. `scratch_dir` is set when the program uses the container's scratch dir."""
+    it cannot run. `scratch_dir` is set when the program uses the container's scratch dir;
+    `path`, when the image's own programs live in a directory that belongs first on the
+    container's PATH (busybox's applets, as the image's /bin holds them)."""
 
     argv: tuple[str, ...] = ()
     scratch_dir: str = ""
     reason: str = ""
     message: str = ""
+    path: str = ""
 
     @property
     def ok(self) -> bool:
@@ -168,15 +172,20 @@ class ImageCatalog:
 
     `which(program)` finds a node program (default `shutil.which`); `applets(busybox)`
     lists busybox applets (default: runs `busybox --list` once, then cached); `python` is
-    the interpreter that runs the built-in images (default: the agent's own)."""
+    the interpreter that runs the built-in images (default: the agent's own). With
+    `bin_dir`, busybox containers get `bin_dir/busybox` first on their PATH: a link per
+    applet to the node's busybox, as the image's /bin has, so `sh -c 'nc ...; wget ...'`
+    runs busybox's tools rather than whatever the node has (or nothing)."""
 
     def __init__(self, *, which: Callable[[str], str | None] = shutil.which,
                  applets: Callable[[str], frozenset[str]] = _busybox_applets,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, bin_dir: str | None = None) -> None:
         self._which = which
         self._applets_fn = applets
         self._applets: dict[str, frozenset[str]] = {}
         self._python = python
+        self._bin_dir = bin_dir
+        self._linked: dict[str, str] = {}
 
     def family(self, image: str) -> str | None:
         """The catalog entry an image reference maps to (None: not in the catalog)."""
@@ -279,12 +288,13 @@ class ImageCatalog:
     def _busybox(self, image: str, argv: tuple[str, ...], name: str) -> NodeArgv:
         path = self._which("busybox")
         if path:
+            links = self._applet_links(path)
             if name == "busybox":
-                return NodeArgv(argv=(path, *argv[1:]))
+                return NodeArgv(argv=(path, *argv[1:]), path=links)
             if name in self._applets_for(path):
                 # The image's own tool, as in the real image (busybox nslookup, wget, sh).
-                return NodeArgv(argv=(path, name, *argv[1:]))
-            return NodeArgv(argv=argv)
+                return NodeArgv(argv=(path, name, *argv[1:]), path=links)
+            return NodeArgv(argv=argv, path=links)
         if name == "busybox" or argv == _IMAGE_CONFIG["busybox"][1]:
             missing = self._node_program("busybox", image)
             assert isinstance(missing, NodeArgv)
@@ -295,6 +305,37 @@ class ImageCatalog:
         if path not in self._applets:
             self._applets[path] = self._applets_fn(path)
         return self._applets[path]
+
+    def _applet_links(self, busybox: str) -> str:
+        """The directory of applet links to `busybox` (made once; "" without bin_dir or
+        when it cannot be made: commands then fall back to the node's PATH)."""
+        if self._bin_dir is None:
+            return ""
+        if busybox not in self._linked:
+            self._linked[busybox] = make_applet_links(
+                os.path.join(self._bin_dir, "busybox"), busybox, self._applets_for(busybox))
+        return self._linked[busybox]
+
+
+def make_applet_links(directory: str, busybox: str, applets: Iterable[str]) -> str:
+    """Make `directory` hold a symlink NAME -> busybox per applet (busybox runs the applet
+    its argv[0] names), replacing stale ones; returns the directory, or "" on failure."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for applet in applets:
+            if not applet or "/" in applet:
+                continue
+            link = os.path.join(directory, applet)
+            if os.path.islink(link) and os.readlink(link) == busybox:
+                continue
+            tmp = f"{link}.tmp"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(busybox, tmp)
+            os.replace(tmp, link)
+    except OSError:
+        return ""
+    return directory
 
 
 def _program_name(program: str) -> str:

@@ -23,10 +23,10 @@ import ssl
 from dataclasses import dataclass
 
 from svcnet.node.probe_state import ExecAction, HTTPGetAction, ProbeSpec, TCPSocketAction
+from svcnet.node.shim import DEFAULT_PATH
 
 MAX_OUTPUT = 10 * 1024  # the kubelet keeps at most 10 KiB of probe output
 USER_AGENT = "kube-probe/1.32"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)

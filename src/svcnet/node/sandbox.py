@@ -131,8 +131,12 @@ class SandboxManager:
 
     def netns_exec_prefix(self, sandbox: Sandbox) -> builtins.list[str]:
         """The argv prefix that runs a program in the pod's network namespace with its
-        own /etc/resolv.conf and /etc/hosts; [] for a hostNetwork pod."""
-        return ["ip", "netns", "exec", sandbox.netns] if sandbox.netns else []
+        own /etc/resolv.conf and /etc/hosts; [] for a hostNetwork pod. `ip` is found on
+        the agent's PATH now: the shim looks programs up on the *container's* PATH, where
+        an image's own `ip` (busybox's applet, which has no `netns exec`) may come first."""
+        if not sandbox.netns:
+            return []
+        return [shutil.which("ip") or "/usr/sbin/ip", "netns", "exec", sandbox.netns]
 
     # --- node --------------------------------------------------------------------------
 

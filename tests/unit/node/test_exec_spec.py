@@ -59,3 +59,16 @@ def test_catalog_refusals_are_start_errors() -> None:
 def test_exit_codes_of_signal_deaths() -> None:
     assert exit_code(0) == 0 and exit_code(3) == 3
     assert exit_code(-9) == 137 and exit_code(-15) == 143
+
+
+def test_busybox_exec_gets_the_applet_directory_on_path_unless_the_container_set_one(
+        tmp_path: Path) -> None:
+    cat = ImageCatalog(which={"busybox": "/usr/bin/busybox"}.get,
+                       applets=lambda _p: frozenset({"sh", "nc"}), python="/py",
+                       bin_dir=str(tmp_path))
+    bare = ContainerTarget(pod_uid="u", pod_name="p", container="c", pid=1, pid_start=1,
+                           env=(), workdir="", image="busybox", scratch_dir="",
+                           attempt_dir=Path("/x"), hostname="p")
+    spec = exec_spec(bare, ["sh", "-c", "nc -h"], False, cat, nsenter="nsenter")
+    assert spec.env["PATH"].startswith(f"{tmp_path}/busybox:")
+    assert exec_spec(target(), ["sh"], False, cat).env["PATH"] == "/usr/bin:/bin"

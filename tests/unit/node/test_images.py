@@ -3,9 +3,18 @@ translation of image argv to node programs (built-ins, agnhost, busybox, nginx, 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from svcnet.node.images import ImageCatalog, NodeArgv, nginx_config, normalize
+from svcnet.node.images import (
+    ImageCatalog,
+    NodeArgv,
+    make_applet_links,
+    nginx_config,
+    normalize,
+)
 from svcnet.node.types import ImageRef
 
 SCRATCH = "/state/scratch/uid/c"
@@ -149,3 +158,31 @@ def test_unknown_image_passes_argv_through_and_empty_argv_fails() -> None:
     cat = catalog()
     assert cat.node_argv("myorg/app:1", ("/app", "-v"), scratch_dir=SCRATCH).argv == ("/app", "-v")
     assert cat.node_argv("busybox", (), scratch_dir=SCRATCH).reason == "RunContainerError"
+
+
+def test_busybox_containers_get_the_applets_first_on_path(tmp_path: Path) -> None:
+    cat = ImageCatalog(which={"busybox": "/bin/busybox"}.get,
+                       applets=lambda _p: frozenset({"sh", "nc", "wget"}), python="/py",
+                       bin_dir=str(tmp_path))
+    res = cat.node_argv("busybox", ("sh", "-c", "nc -z web 80"), scratch_dir=SCRATCH)
+    links = tmp_path / "busybox"
+    assert res.argv == ("/bin/busybox", "sh", "-c", "nc -z web 80")
+    assert res.path == str(links)
+    assert sorted(p.name for p in links.iterdir()) == ["nc", "sh", "wget"]
+    assert all(os.readlink(p) == "/bin/busybox" for p in links.iterdir())
+    # a program busybox lacks still runs from the node's PATH, with the applets first
+    other = cat.node_argv("busybox", ("python3", "-V"), scratch_dir=SCRATCH)
+    assert other.argv == ("python3", "-V") and other.path == str(links)
+    # images other than busybox are untouched
+    assert cat.node_argv("nginx", ("sleep", "1"), scratch_dir=SCRATCH).path == ""
+
+
+def test_applet_links_are_repaired_and_failures_fall_back(tmp_path: Path) -> None:
+    d = tmp_path / "bin"
+    d.mkdir()
+    (d / "nc").symlink_to("/old/busybox")
+    assert make_applet_links(str(d), "/bin/busybox", ["nc", "bad/name", ""]) == str(d)
+    assert os.readlink(d / "nc") == "/bin/busybox" and not (d / "bad").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert make_applet_links(str(blocker / "sub"), "/bin/busybox", ["nc"]) == ""

@@ -411,3 +411,15 @@ def test_pod_level_fields_and_init_containers() -> None:
     assert p.init_containers[0].argv == ("/usr/bin/busybox", "sh", "-c", "true")
     assert p.containers[0].stdin and p.containers[0].tty
     assert not p.host_network and p.warnings == ()
+
+
+def test_busybox_containers_find_applets_first_on_path(tmp_path: Path) -> None:
+    cat = ImageCatalog(which=PROGRAMS.get, applets=lambda _: frozenset({"sh", "nc"}),
+                       python="/py", bin_dir=str(tmp_path))
+    pod = make_pod([{"name": "c", "image": "busybox", "command": ["sh", "-c", "nc -h"]},
+                    {"name": "d", "image": "busybox", "command": ["sh"],
+                     "env": [{"name": "PATH", "value": "/opt/bin"}]}])
+    env_c, env_d = (dict(c.env) for c in plan(pod, images=cat).containers)
+    assert env_c["PATH"] == f"{tmp_path}/busybox:/usr/local/sbin:/usr/local/bin:/usr/sbin:" \
+        "/usr/bin:/sbin:/bin"
+    assert env_d["PATH"] == "/opt/bin"  # the Pod's own PATH wins
