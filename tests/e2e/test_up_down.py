@@ -112,10 +112,11 @@ def test_a_failed_up_removes_what_it_made(tmp_path: Path) -> None:
 FAKE_AGENT = """\
 import argparse, json, signal, ssl, subprocess, sys, time, urllib.error, urllib.request
 p = argparse.ArgumentParser()
-for opt in ("server", "token", "ca-file", "node-name", "node-ip", "pod-cidr", "state-dir",
+for opt in ("server", "token-file", "ca-file", "node-name", "node-ip", "pod-cidr", "state-dir",
             "proxy-mode", "cluster-cidr", "cluster-dns"):
     p.add_argument("--" + opt)
 a = p.parse_args(sys.argv[4:])  # after: -m svcnet.cli.main agent
+a.token = open(a.token_file).read().strip()
 ctx = ssl.create_default_context(cafile=a.ca_file)
 def call(method, path, body, ctype="application/json"):
     req = urllib.request.Request(a.server + path, data=json.dumps(body).encode(),
@@ -172,7 +173,11 @@ def test_agents_run_in_their_node_namespaces_and_everything_is_stopped(
             rec = state.processes[f"agent-{node.name}"]
             inside = processes_in([node.netns])
             assert rec.pid in inside and len(inside) == 2  # the agent and its "pod"
-            assert "--token" in Path(f"/proc/{rec.pid}/cmdline").read_text()
+            # the token is in a file only its owner reads, never on the command line
+            token = node.token_file.read_text().strip()
+            assert token and node.token_file.stat().st_mode & 0o777 == 0o600
+            cmdline = Path(f"/proc/{rec.pid}/cmdline").read_text()
+            assert "--token-file" in cmdline and token not in cmdline
         dead = state.processes["agent-node-2"]
         os.kill(dead.pid, 9)
         res = supervisor.up(plan, agents=True, timeout=60, python=str(python))

@@ -139,6 +139,11 @@ class NodePlan:
     veth_node: str = NODE_IFNAME
 
     @property
+    def token_file(self) -> Path:
+        """Where `up` keeps the node's API token for its agent (mode 0600)."""
+        return self.state_dir / "token"
+
+    @property
     def pod_gateway(self) -> str:
         """The first address of the pod CIDR: the agent's `cbr0`, every pod's gateway."""
         return str(ipaddress.IPv4Network(self.pod_cidr)[1])
@@ -266,11 +271,14 @@ class ClusterPlan:
         return (python, "-m", "svcnet.cli.main", "token", "create", "--node", node.name,
                 "--data-dir", str(self.data_dir))
 
-    def agent_process(self, node: NodePlan, token: str, python: str) -> ProcessSpec:
+    def agent_process(self, node: NodePlan, python: str) -> ProcessSpec:
         """The agent of `node`, run inside the node's namespace by `ip netns exec` (which
-        execs, so the recorded pid is the agent's own)."""
+        execs, so the recorded pid is the agent's own). Its token is read from
+        `node.token_file` (mode 0600), never passed on the command line, where `ps` would
+        show it to every user of the machine."""
         argv = ("ip", "netns", "exec", node.netns, python, "-m", "svcnet.cli.main", "agent",
-                "--server", self.server_url, "--token", token, "--ca-file", str(self.ca_file),
+                "--server", self.server_url, "--token-file", str(node.token_file),
+                "--ca-file", str(self.ca_file),
                 "--node-name", node.name, "--node-ip", node.ip, "--pod-cidr", node.pod_cidr,
                 "--state-dir", str(node.state_dir), "--proxy-mode", self.proxy_mode,
                 "--cluster-cidr", self.pod_cidr,

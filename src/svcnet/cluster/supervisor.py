@@ -210,7 +210,8 @@ def _up(state: ClusterState, *, created: bool, agents: bool, timeout: float, pyt
                 continue
             token = _create_token(plan, node, python)
             node.state_dir.mkdir(parents=True, exist_ok=True)
-            spec = plan.agent_process(node, token, python)
+            _write_secret(node.token_file, token)
+            spec = plan.agent_process(node, python)
             rec, procs[key] = spawn(spec)
             state.processes[key] = rec
             state.save()
@@ -248,6 +249,15 @@ def _wait_ready_line(spec: ProcessSpec, proc: subprocess.Popen[bytes], offset: i
             raise ClusterError(f"svcnet server was not ready in time; see {spec.log_file}",
                                tail(spec.log_file))
         time.sleep(POLL)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
 
 
 def _create_token(plan: ClusterPlan, node: NodePlan, python: str) -> str:

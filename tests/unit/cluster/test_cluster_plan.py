@@ -89,10 +89,11 @@ def test_processes() -> None:
     assert plan_from_settings(up.settings).dns_upstreams == ("127.0.0.1:5300", "192.0.2.53")
     with pytest.raises(PlanError, match="--dns-upstream: upstream 'dns.example'"):
         plan_cluster(2, DIR, dns_upstreams=["dns.example"])
-    agent = p.agent_process(p.nodes[1], "TOKEN", "/usr/bin/python3")
+    agent = p.agent_process(p.nodes[1], "/usr/bin/python3")
     assert agent.argv == (
         "ip", "netns", "exec", "svcnet-node-2", "/usr/bin/python3", "-m", "svcnet.cli.main",
-        "agent", "--server", "https://172.30.0.1:6443", "--token", "TOKEN", "--ca-file",
+        "agent", "--server", "https://172.30.0.1:6443", "--token-file",
+        str(DIR / "nodes" / "node-2" / "token"), "--ca-file",
         str(DIR / "pki" / "ca.crt"), "--node-name", "node-2", "--node-ip", "172.30.0.12",
         "--pod-cidr", "10.244.2.0/24", "--state-dir", str(DIR / "nodes" / "node-2"),
         "--proxy-mode", "none", "--cluster-cidr", "10.244.0.0/16", "--cluster-dns", "10.96.0.10")
