@@ -192,7 +192,7 @@ def _yaml_key(key: Any) -> str:
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
+class _Loader(_BaseLoader):
     """SafeLoader with JSON-compatible results: timestamps stay strings (Go's YAML-to-JSON
     conversion keeps them as text; datetime objects would not even serialize), keys are
     strings, and, when `strict`, repeated keys are collected as yaml.v2 reports them."""
@@ -221,7 +221,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
         return mapping
 
 
-def _construct_scalar_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def _construct_scalar_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     return loader.construct_scalar(node)
 
 

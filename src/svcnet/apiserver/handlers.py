@@ -328,7 +328,7 @@ class ResourceHandlers:
             if not isinstance(body, dict):
                 raise errors.bad_request("Scale must be a JSON object")
 
-            def new_scale(_: Obj) -> Obj:
+            def new_scale(cur_scale: Obj) -> Obj:
                 return body
         elif request.method == "PATCH":
             scale_root = schema.root("V1Scale")

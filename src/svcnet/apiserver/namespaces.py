@@ -48,7 +48,7 @@ class NamespaceLifecycle:
                     log.exception("namespace watch failed")
                 await asyncio.sleep(RETRY)
 
-    def _consider(self, ns: dict) -> None:  # type: ignore[type-arg]
+    def _consider(self, ns: dict) -> None:
         name = ns["metadata"]["name"]
         if ns["metadata"].get("deletionTimestamp") and name not in self._running:
             task = asyncio.create_task(self.finish(name))
@@ -88,7 +88,7 @@ class NamespaceLifecycle:
         while True:
             try:
                 if await self._delete_content(name) == 0:
-                    def clear(cur: dict | None) -> dict:  # type: ignore[type-arg]
+                    def clear(cur: dict | None) -> dict:
                         assert cur is not None
                         cur["spec"] = {"finalizers": []}
                         return cur

@@ -13,6 +13,7 @@ is the store revision of its last write, set on the way out.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -87,7 +88,7 @@ def _parse_rv(value: str | None, what: str = "resourceVersion") -> int:
     if value in (None, ""):
         return 0
     try:
-        rv = int(value)  # type: ignore[arg-type]
+        rv = int(value)
         if rv < 0:
             raise ValueError
         return rv
@@ -205,7 +206,8 @@ class Registry:
                     "reason": "NamespaceTerminating", "field": "metadata.namespace",
                     "message": f"namespace {namespace} is being terminated"}]})
 
-    def _admit(self, kind: Kind, obj: Obj, old: Obj | None) -> list[Callable[[], None]]:
+    def _admit(self, kind: Kind, obj: Obj, old: Obj | None
+               ) -> builtins.list[Callable[[], None]]:
         """Validate then run hooks; returns undo callables for a failed store write."""
         errs = validate(kind, obj, old)
         name = (obj.get("metadata") or {}).get("name", "")

@@ -80,7 +80,7 @@ def _int_param(q: Mapping[str, str], name: str) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
     except ValueError:
         raise errors.bad_request(f'invalid value for {name}: "{raw}": must be an integer') \
             from None

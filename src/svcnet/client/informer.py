@@ -11,6 +11,7 @@ change and never see a duplicate object. Consumers must not act before `synced` 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from typing import Callable, Hashable, Iterable
 
@@ -75,7 +76,7 @@ class Informer:
                 index.setdefault(value, set()).add(key)
         self._indices[name] = index
 
-    def by_index(self, name: str, value: Hashable) -> list[Obj]:
+    def by_index(self, name: str, value: Hashable) -> builtins.list[Obj]:
         """Cached objects that index `name` files under `value`."""
         keys = self._indices[name].get(value, ())
         return [self._items[k] for k in keys]
@@ -129,7 +130,7 @@ class Informer:
         self._by_ns.get(ns, {}).pop(obj["metadata"]["name"], None)
         return old
 
-    def _replace(self, items: list[Obj]) -> None:
+    def _replace(self, items: builtins.list[Obj]) -> None:
         fresh = {object_key(o): o for o in items}
         for key in [k for k in self._items if k not in fresh]:
             gone = self._items[key]

@@ -253,7 +253,8 @@ class ClusterPlan:
 
     def server_process(self, python: str) -> ProcessSpec:
         """The API server in the root namespace, on the host's bridge address."""
-        argv = (python, "-m", "svcnet.cli.main", "server", "--data-dir", str(self.data_dir),
+        argv: tuple[str, ...] = (
+                python, "-m", "svcnet.cli.main", "server", "--data-dir", str(self.data_dir),
                 "--listen", f"{self.host_ip}:{self.api_port}",
                 "--advertise-address", self.host_ip,
                 "--service-cluster-ip-range", self.service_cidr,

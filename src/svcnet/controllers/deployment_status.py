@@ -49,7 +49,7 @@ def new_condition(ctype: str, status: str, reason: str, message: str, now: datet
 def get_condition(status: Obj, ctype: str) -> Obj | None:
     for c in status.get("conditions") or []:
         if c.get("type") == ctype:
-            return c  # type: ignore[no-any-return]
+            return c
     return None
 
 

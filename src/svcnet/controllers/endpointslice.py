@@ -237,7 +237,7 @@ class EndpointSliceController(ServicePodsController):
     def managed_slices(self, namespace: str, name: str) -> list[Obj]:
         """This controller's slices for the Service, minus those already being deleted."""
         want = {pe.LABEL_SERVICE_NAME: name, pe.LABEL_MANAGED_BY: CONTROLLER_NAME}
-        found = sorted(self.slices.by_index(SLICE_SERVICE_INDEX, (namespace, name)),
+        found: list[Obj] = sorted(self.slices.by_index(SLICE_SERVICE_INDEX, (namespace, name)),
                        key=lambda s: s["metadata"]["name"])
         return [s for s in found
                 if all((s["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())

@@ -27,7 +27,7 @@ def controller_ref(obj: Obj) -> Obj | None:
     """The ownerReference with `controller: true`, if any."""
     for ref in obj["metadata"].get("ownerReferences") or []:
         if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
+            return ref
     return None
 
 

@@ -48,7 +48,7 @@ def is_active(pod: Obj) -> bool:
 def ready_condition(pod: Obj) -> Obj | None:
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
-            return c  # type: ignore[no-any-return]
+            return c
     return None
 
 

@@ -18,14 +18,14 @@ import asyncio
 import logging
 import struct
 import time
-from typing import Protocol
+from typing import Coroutine, Protocol
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
 
-from svcnet.dns.reply import append_chase
+from svcnet.dns.reply import Reply, append_chase
 from svcnet.dns.metrics import DnsMetrics
 from svcnet.dns.upstream import Forwarder, servfail
 
@@ -33,16 +33,6 @@ log = logging.getLogger("svcnet.dns")
 
 TCP_IDLE_SECONDS = 10.0
 MAX_UDP_RESPONSE = 512  # without EDNS0 (RFC 1035)
-
-
-class Reply(Protocol):
-    action: str
-    wire: bytes | None
-    qname: str
-    qtype: int
-    rcode: int
-    target: str | None
-    max_size: int
 
 
 class Core(Protocol):
@@ -86,7 +76,7 @@ class DnsServer:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(host, port))
         bound = transport.get_extra_info("sockname")[:2]
-        self._udp.append(transport)  # type: ignore[arg-type]
+        self._udp.append(transport)
         server = await asyncio.start_server(self._serve_tcp, host, bound[1], backlog=256)
         self._tcp.append(server)
         log.info("DNS serving on %s:%s (udp, tcp)", host, bound[1])
@@ -102,7 +92,7 @@ class DnsServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _spawn(self, coro: "asyncio.coroutines.Coroutine[object, object, None]") -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
