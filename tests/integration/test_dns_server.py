@@ -201,3 +201,31 @@ async def test_forwarding_loop_is_detected_and_answered_servfail(tmp_path: Path)
         assert api.dns.forwarder.probes_seen <= 3
     finally:
         await runner.cleanup()
+
+
+async def test_query_log_has_a_line_per_query_udp_and_tcp() -> None:
+    from svcnet.dns import ClusterDNS
+    from svcnet.dns.metrics import DnsMetrics
+    from svcnet.dns.server import DnsServer
+    from svcnet.dns.testing import populate
+    from svcnet.dns.upstream import Forwarder
+    core = ClusterDNS()
+    names = populate(core, 3)
+    lines: list[str] = []
+    server = DnsServer(core, Forwarder([("127.0.0.1", 9)], timeout=0.2),
+                       DnsMetrics("dns://test"), query_log=lines.append)
+    host, port = await server.start("127.0.0.1", 0)
+    try:
+        q = dns.message.make_query(names[0], "A")
+        await asyncio.to_thread(dns.query.udp, q, host, 3, port)
+        await asyncio.to_thread(dns.query.tcp, dns.message.make_query("x.invalid.", "A"),
+                                host, 3, port)
+        for _ in range(50):
+            if len(lines) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert f'"A IN {names[0]} udp' in lines[0] and " NOERROR qr,aa,rd " in lines[0]
+        assert lines[0].startswith("127.0.0.1:")
+        assert '"A IN x.invalid. tcp' in lines[1] and " SERVFAIL " in lines[1]
+    finally:
+        await server.close()

@@ -56,6 +56,8 @@ def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     up.add_argument("--dns-upstream", action="append", default=[], metavar="IP[:PORT]",
                     help="resolver the cluster DNS forwards outside names to (repeatable; "
                          "default: the host's /etc/resolv.conf nameservers)")
+    up.add_argument("--dns-log", action="store_true",
+                    help="log every cluster DNS query (CoreDNS log format) to the server log")
     up.add_argument("--retain", action="store_true",
                     help="keep a cluster that failed to come up, for debugging")
     # Network, server and supervision without node agents: for tests of `up` itself.
@@ -96,7 +98,8 @@ def run_up(args: argparse.Namespace) -> int:
         plan = plan_cluster(args.nodes, data_dir, node_cidr=args.node_cidr,
                             pod_cidr=args.pod_cidr, service_cidr=args.service_cidr,
                             proxy_mode=args.proxy_mode, cluster_name=args.cluster_name,
-                            api_port=args.api_port, dns_upstreams=args.dns_upstream)
+                            api_port=args.api_port, dns_upstreams=args.dns_upstream,
+                            dns_log=args.dns_log)
     except PlanError as e:
         _err("up", str(e))
         return 2

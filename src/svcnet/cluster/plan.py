@@ -209,6 +209,7 @@ class ClusterPlan:
     lb_pool: tuple[str, str]
     cluster_name: str = DEFAULT_CLUSTER_NAME
     dns_upstreams: tuple[str, ...] = ()
+    dns_log: bool = False
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -266,6 +267,8 @@ class ClusterPlan:
                 "--dns-metrics-listen", f"{self.host_ip}:9153")
         for upstream in self.dns_upstreams:
             argv += ("--dns-upstream", upstream)
+        if self.dns_log:
+            argv += ("--dns-log",)
         return ProcessSpec("server", argv, self.log_dir / "server.log")
 
     def token_argv(self, node: NodePlan, python: str) -> tuple[str, ...]:
@@ -327,8 +330,8 @@ def plan_cluster(nodes: int = 2, data_dir: Path | str = Path("/var/lib/svcnet/cl
                  node_cidr: str = DEFAULT_NODE_CIDR, pod_cidr: str = DEFAULT_POD_CIDR,
                  service_cidr: str = DEFAULT_SERVICE_CIDR, proxy_mode: str = "iptables",
                  cluster_name: str = DEFAULT_CLUSTER_NAME, api_port: int = DEFAULT_API_PORT,
-                 naming: Naming | None = None, dns_upstreams: Iterable[str] = ()
-                 ) -> ClusterPlan:
+                 naming: Naming | None = None, dns_upstreams: Iterable[str] = (),
+                 dns_log: bool = False) -> ClusterPlan:
     """The layout of an N-node cluster. Raises `PlanError` (one line) for settings that
     cannot work: N outside 1..20, malformed or unusable CIDRs, CIDRs that overlap each
     other or are too small, an unknown proxy mode. Conflicts with the host's existing
@@ -390,13 +393,14 @@ def plan_cluster(nodes: int = 2, data_dir: Path | str = Path("/var/lib/svcnet/cl
         "nodes": nodes, "data_dir": str(data_dir), "node_cidr": str(node_net),
         "pod_cidr": str(pod_net), "service_cidr": str(svc_net), "proxy_mode": proxy_mode,
         "cluster_name": cluster_name, "api_port": api_port, "naming": names.to_dict(),
-        "dns_upstreams": list(upstreams)}
+        "dns_upstreams": list(upstreams), "dns_log": dns_log}
     return ClusterPlan(
         data_dir=data_dir, naming=names, node_cidr=str(node_net), host_ip=str(host_ip),
         pod_cidr=str(pod_net), service_cidr=str(svc_net), proxy_mode=proxy_mode,
         api_port=api_port, nodes=tuple(plans), host_routes=host_routes,
         lb_pool=(str(node_net[LB_POOL_OFFSETS[0]]), str(node_net[LB_POOL_OFFSETS[1]])),
-        cluster_name=cluster_name, dns_upstreams=upstreams, settings=settings)
+        cluster_name=cluster_name, dns_upstreams=upstreams, dns_log=dns_log,
+        settings=settings)
 
 
 def plan_from_settings(settings: dict[str, Any]) -> ClusterPlan:

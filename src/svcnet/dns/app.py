@@ -49,6 +49,7 @@ class DnsConfig:
     domain: str = "cluster.local"
     ttl: int = 5
     cache_max_ttl: int = 30
+    log_queries: bool = False
     bound: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -62,7 +63,8 @@ class ClusterDnsApp:
                                    cache=ResponseCache(max_ttl=config.cache_max_ttl))
         server_label = ",".join(f"dns://{h}:{p}" for h, p in config.listen) or "dns://:53"
         self.metrics = DnsMetrics(server_label)
-        self.server = DnsServer(self.core, self.forwarder, self.metrics)
+        query_log = logging.getLogger("svcnet.dns.query").info if config.log_queries else None
+        self.server = DnsServer(self.core, self.forwarder, self.metrics, query_log=query_log)
         self.informers: list[Informer] = []
         for kind_name, kind in FEEDS:
             inf = Informer(client, kind)

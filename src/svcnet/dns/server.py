@@ -18,7 +18,7 @@ import asyncio
 import logging
 import struct
 import time
-from typing import Coroutine, Protocol
+from typing import Callable, Coroutine, Protocol
 
 import dns.exception
 import dns.flags
@@ -27,6 +27,7 @@ import dns.rcode
 
 from svcnet.dns.reply import Reply, append_chase
 from svcnet.dns.metrics import DnsMetrics
+from svcnet.dns.querylog import query_log_line
 from svcnet.dns.upstream import Forwarder, servfail
 
 log = logging.getLogger("svcnet.dns")
@@ -60,10 +61,14 @@ def _render(reply: dns.message.Message, query: dns.message.Message, tcp: bool) -
 class DnsServer:
     """Serves one core + forwarder on UDP and TCP sockets (see the module docstring)."""
 
-    def __init__(self, core: Core, forwarder: Forwarder, metrics: DnsMetrics) -> None:
+    def __init__(self, core: Core, forwarder: Forwarder, metrics: DnsMetrics, *,
+                 query_log: Callable[[str], None] | None = None) -> None:
+        """`query_log`, when given, receives one CoreDNS-style line per query
+        (`svcnet.dns.querylog`); off by default, as it parses every message."""
         self.core = core
         self.forwarder = forwarder
         self.metrics = metrics
+        self.query_log = query_log
         metrics.forwarder = forwarder
         self._udp: list[asyncio.DatagramTransport] = []
         self._tcp: list[asyncio.base_events.Server] = []
@@ -156,10 +161,17 @@ class DnsServer:
                              time.perf_counter() - start, len(data), len(out))
         return out
 
+    def log_query(self, peer: tuple[str, int], proto: str, data: bytes, out: bytes | None,
+                  start: float) -> None:
+        if self.query_log is not None:
+            host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+            self.query_log(query_log_line(f"{host}:{peer[1]}", proto, data, out,
+                                          time.perf_counter() - start))
+
     # ---- transports -------------------------------------------------------------------------
 
     async def _later_udp(self, transport: asyncio.DatagramTransport, data: bytes, reply: Reply,
-                         addr: tuple[str, int], family: str) -> None:
+                         addr: tuple[str, int], family: str, start: float) -> None:
         try:
             out = await self.answer_later(data, reply, False, family)
         except Exception:
@@ -168,6 +180,7 @@ class DnsServer:
             return
         if out is not None and not transport.is_closing():
             transport.sendto(out, addr)
+        self.log_query(addr, "udp", data, out, start)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                          ) -> None:
@@ -178,9 +191,11 @@ class DnsServer:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_SECONDS)
                 (size,) = struct.unpack("!H", head)
                 data = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_SECONDS)
+                start = time.perf_counter()
                 out, reply = self.answer_now(data, True, family)
                 if reply is not None:
                     out = await self.answer_later(data, reply, True, family)
+                self.log_query(peer, "tcp", data, out, start)
                 if out is None:
                     continue
                 writer.write(struct.pack("!H", len(out)) + out)
@@ -204,12 +219,16 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         family = "2" if ":" in addr[0] else "1"
+        start = time.perf_counter()
         out, reply = self.server.answer_now(data, False, family)
         assert self.transport is not None
         if out is not None:
             self.transport.sendto(out, addr)
         elif reply is not None:
-            self.server._spawn(self.server._later_udp(self.transport, data, reply, addr, family))
+            self.server._spawn(self.server._later_udp(self.transport, data, reply, addr, family,
+                                                      start))
+            return
+        self.server.log_query(addr, "udp", data, out, start)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("DNS UDP socket error: %s", exc)
