@@ -93,7 +93,8 @@ def dns_settings(args: argparse.Namespace, advertise: str
     except ValueError:
         endpoint = ""
     return DnsConfig(listen=listen, upstreams=upstreams, metrics_listen=metrics,
-                     domain=domain, ttl=args.dns_ttl, log_queries=args.dns_log), \
+                     domain=domain, ttl=args.dns_ttl, log_queries=args.dns_log,
+                     pods=args.dns_pods), \
         endpoint or None
 
 
@@ -126,6 +127,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the cluster's DNS domain (default %(default)s)")
     p.add_argument("--dns-ttl", type=int, default=5,
                    help="TTL of cluster DNS answers in seconds (default %(default)s)")
+    p.add_argument("--dns-pods", choices=("insecure", "verified", "disabled"),
+                   default="insecure",
+                   help="answers for a-b-c-d.NS.pod.DOMAIN names, as CoreDNS's `pods` option: "
+                        "insecure (any IP, kubeadm's default), verified (only IPs of Pods "
+                        "in that namespace), disabled")
     p.add_argument("--dns-log", action="store_true",
                    help="log every DNS query and its answer, as CoreDNS's log plugin does")
     p.add_argument("-v", "--verbose", action="store_true")

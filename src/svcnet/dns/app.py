@@ -50,6 +50,7 @@ class DnsConfig:
     ttl: int = 5
     cache_max_ttl: int = 30
     log_queries: bool = False
+    pods: str = "insecure"  # CoreDNS `pods`: insecure (kubeadm's choice), verified, disabled
     bound: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -58,7 +59,7 @@ class ClusterDnsApp:
 
     def __init__(self, client: ApiClient, config: DnsConfig) -> None:
         self.config = config
-        self.core = ClusterDNS(domain=config.domain, ttl=config.ttl)
+        self.core = ClusterDNS(domain=config.domain, ttl=config.ttl, pods=config.pods)
         self.forwarder = Forwarder(config.upstreams,
                                    cache=ResponseCache(max_ttl=config.cache_max_ttl))
         server_label = ",".join(f"dns://{h}:{p}" for h, p in config.listen) or "dns://:53"

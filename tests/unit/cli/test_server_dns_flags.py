@@ -29,6 +29,10 @@ def test_dns_flags_configure_listen_upstream_metrics_and_endpoint() -> None:
     assert cfg.listen == [("172.30.0.1", 53)] and cfg.upstreams == [("127.0.0.1", 5300)]
     assert cfg.metrics_listen == ("172.30.0.1", 9153)
     assert (cfg.domain, cfg.ttl, endpoint) == ("corp.local", 30, "172.30.0.1")
+    assert (cfg.pods, cfg.log_queries) == ("insecure", False)
+    verified, _ = dns_settings(parse("--dns-listen", "127.0.0.1:53", "--dns-pods", "verified",
+                                     "--dns-log", "--dns-upstream", "192.0.2.1"), "")
+    assert verified is not None and (verified.pods, verified.log_queries) == ("verified", True)
 
 
 def test_wildcard_listen_advertises_the_server_address() -> None:
