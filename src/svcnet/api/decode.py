@@ -20,17 +20,25 @@ can observe, and this module reproduces each from the schema in schema.py:
 
 from __future__ import annotations
 
-import binascii
-import json
-import re
-from base64 import b64decode
 from typing import Any
 
-import orjson
-import yaml
 
-from svcnet.api import errors, protobuf, schema
+from svcnet.api import errors, schema
+from svcnet.api.bodies import (  # decode_body is re-exported: callers use decode.decode_body
+    DuplicateField,
+    YAMLStrictError,
+    _DupDict,
+    _YAMLDoc,
+    decode_body,
+)
 from svcnet.api.errors import StatusError
+from svcnet.api.goformats import (
+    QUANTITY_FORMAT_ERROR,
+    check_base64,
+    check_quantity,
+    check_time,
+)
+from svcnet.api.goformats import FormatError as _TypeError
 from svcnet.api.kinds import Kind
 from svcnet.api.schema import ListOf, MapOf, Prim, Struct, Type
 
@@ -61,14 +69,6 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 # --- strict-mode violations ----------------------------------------------------------------
 
-class DuplicateField(str):
-    """A strict violation: the path of a key repeated within one JSON object."""
-
-
-class YAMLStrictError(str):
-    """A strict violation: yaml's own duplicate-key report (`yaml: unmarshal errors: ...`)."""
-
-
 def describe(violation: str) -> str:
     """The text of one strict violation as kube-apiserver words it (also fit for a Warn
     warning): `unknown field "p"`, `duplicate field "p"`, or the YAML decoder's message."""
@@ -92,170 +92,6 @@ def strict_error(kind: Kind, unknown: list[str]) -> StatusError:
 
 def _wrap(kind: Kind, detail: str) -> str:
     return f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: {detail}'
-
-
-# --- parsing ------------------------------------------------------------------------------
-
-class _DupDict(dict[str, Any]):
-    """A parsed JSON object that repeated at least one key.
-
-    `key_seq` is the raw key order including repeats; the dict itself holds the last value
-    for each key (as Go's decoder, which overwrites). Only created by strict parsing, and
-    only for objects that actually had duplicates, so ordinary objects stay plain dicts.
-    """
-
-    __slots__ = ("key_seq",)
-    key_seq: list[str]
-
-
-class _YAMLDoc(dict[str, Any]):
-    """A parsed YAML root mapping that carries yaml-level strict errors (duplicate keys)."""
-
-    __slots__ = ("yaml_errors",)
-    yaml_errors: list[str]
-
-
-def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d = dict(pairs)
-    if len(d) == len(pairs):
-        return d
-    out = _DupDict(d)
-    out.key_seq = [k for k, _ in pairs]
-    return out
-
-
-def _is_yaml(media: str) -> bool:
-    return media.endswith("yaml")
-
-
-def _is_json(media: str) -> bool:
-    # A missing Content-Type (aiohttp reports application/octet-stream) is read as JSON.
-    return media.endswith("json") or media in ("", "application/octet-stream")
-
-
-def decode_body(raw: bytes, content_type: str, *, strict: bool = False) -> Any:
-    """Parse a request body as JSON, as YAML when the media type says yaml, or as
-    Kubernetes protobuf (which kubectl's typed clients send for `kubectl create namespace|
-    deployment|configmap|secret|service|ingress`).
-
-    Bad input is a 400 BadRequest carrying the parser's reason; other media types
-    (CBOR, forms) are a 415 UnsupportedMediaType. With `strict`, repeated keys
-    are recorded on the parsed objects (see `decode`), which costs a second, stdlib parse of
-    JSON bodies; the first, fast orjson parse is what rejects malformed input.
-    YAML bodies that are plainly JSON (kubectl sends apply patches as JSON) take the JSON
-    path: it is faster and reports duplicates with JSON paths, as upstream's JSON decoding
-    of the converted body would.
-    """
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == protobuf.MEDIA_TYPE:
-        return protobuf.decode_k8s_protobuf(raw)
-    if not (_is_json(media) or _is_yaml(media)):
-        raise StatusError(415, "UnsupportedMediaType",
-                          "the body of the request was in an unknown format - accepted media "
-                          f'types include: application/json, application/yaml (got "{media}")')
-    if _is_yaml(media):
-        head = raw.lstrip()[:1]
-        if head == b"{":
-            try:
-                return _decode_json(raw, strict)
-            except ValueError:
-                pass  # not JSON after all (flow-style YAML); let the YAML parser judge it
-        return _decode_yaml(raw, strict)
-    try:
-        return _decode_json(raw, strict)
-    except ValueError as e:
-        if media.endswith("patch+json"):
-            raise errors.bad_request(f"error decoding patch: {e}") from None
-        raise errors.bad_request(f"couldn't get version/kind; json parse error: {e}") from None
-
-
-def _decode_json(raw: bytes, strict: bool) -> Any:
-    value = orjson.loads(raw)  # raises orjson.JSONDecodeError, a ValueError
-    if strict and isinstance(value, (dict, list)):
-        # orjson keeps the last of repeated keys without telling; the stdlib parser's hook
-        # sees every pair. Its result replaces orjson's (same values, dups marked).
-        value = json.loads(raw, object_pairs_hook=_pairs_hook)
-    return value
-
-
-def _yaml_key(key: Any) -> str:
-    """YAML allows non-string keys; Go's YAML-to-JSON conversion stringifies them."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if key is None:
-        return "null"
-    return str(key)
-
-
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):
-    """SafeLoader with JSON-compatible results: timestamps stay strings (Go's YAML-to-JSON
-    conversion keeps them as text; datetime objects would not even serialize), keys are
-    strings, and, when `strict`, repeated keys are collected as yaml.v2 reports them."""
-
-    strict = False
-
-    def __init__(self, stream: bytes) -> None:
-        super().__init__(stream)
-        self.dup_errors: list[str] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if self.strict and isinstance(node, yaml.MappingNode):
-            seen: set[tuple[str, str]] = set()
-            for key_node, _ in node.value:
-                if (not isinstance(key_node, yaml.ScalarNode)
-                        or key_node.tag == "tag:yaml.org,2002:merge"):
-                    continue  # merge keys (<<) legitimately repeat keys
-                ident = (key_node.tag, key_node.value)
-                if ident in seen:
-                    self.dup_errors.append(f'line {key_node.start_mark.line + 1}: key '
-                                           f'{json.dumps(key_node.value)} already set in map')
-                seen.add(ident)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        if any(not isinstance(k, str) for k in mapping):
-            mapping = {_yaml_key(k): v for k, v in mapping.items()}
-        return mapping
-
-
-def _construct_scalar_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-    return loader.construct_scalar(node)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_scalar_text)
-_Loader.add_constructor("tag:yaml.org,2002:binary", _construct_scalar_text)
-
-
-class _StrictLoader(_Loader):
-    strict = True
-
-
-def _decode_yaml(raw: bytes, strict: bool) -> Any:
-    loader = (_StrictLoader if strict else _Loader)(raw)
-    try:
-        value = loader.get_single_data()
-    except yaml.MarkedYAMLError as e:
-        line = f"line {e.problem_mark.line + 1}: " if e.problem_mark is not None else ""
-        raise errors.bad_request(
-            f"error converting YAML to JSON: yaml: {line}{e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise errors.bad_request(f"error converting YAML to JSON: yaml: {e}") from None
-    finally:
-        loader.dispose()
-    if loader.dup_errors and isinstance(value, dict):
-        doc = _YAMLDoc(value)
-        doc.yaml_errors = loader.dup_errors
-        return doc
-    return value
-
-
-# --- typed checking -----------------------------------------------------------------------
-
-class _TypeError(Exception):
-    """A Go-decoding error; `decode` wraps its text with the kind."""
 
 
 _DROP = object()   # edit marker: remove this key
@@ -308,94 +144,6 @@ def _type_error(value: Any, go_type: str, owner: Struct | None, gopath: str,
         return _TypeError(f"json: cannot unmarshal {what} into Go value of type {go_type}")
     return _TypeError(f"json: cannot unmarshal {what} into Go struct field "
                       f"{owner.go_name}.{gopath} of type {go_type}")
-
-
-# Quantity syntax (k8s.io/apimachinery resource.ParseQuantity): signed decimal number, then a
-# binary-SI, decimal-SI or exponent suffix. The regex in the error text is upstream's wording.
-_QUANTITY_FORMAT_ERROR = ("quantities must match the regular expression "
-                          "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
-_QUANTITY = re.compile(r"[+-]?([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*[+-]?[0-9]*)")
-_QUANTITY_SUFFIX = re.compile(r"(?:|[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)")
-
-
-def _check_quantity(text: str) -> None:
-    """Raise resource.ParseQuantity's error for text that is not a quantity: the shape
-    (number, then suffix letters, then an optional signed exponent) is a format error,
-    a well-shaped but unknown suffix (`1ki`, `1Mm`) a suffix error."""
-    m = _QUANTITY.fullmatch(text.strip())
-    if m is None or not (m.group(1) or m.group(2)):
-        raise _TypeError(_QUANTITY_FORMAT_ERROR)
-    if not _QUANTITY_SUFFIX.fullmatch(m.group(3)):
-        raise _TypeError("unable to parse quantity's suffix")
-
-
-# RFC 3339 as Go's time.Parse(time.RFC3339, s) accepts it (fractional seconds optional).
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,]\d+)?"
-                      r"(?:Z|[+-](\d{2}):(\d{2}))")
-_LAYOUT = "2006-01-02T15:04:05Z07:00"
-# (layout element, pattern matching it at the start of the remaining text)
-_LAYOUT_STEPS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("2006", re.compile(r"\d{4}")), ("-", re.compile("-")), ("01", re.compile(r"\d{2}")),
-    ("-", re.compile("-")), ("02", re.compile(r"\d{2}")), ("T", re.compile("T")),
-    ("15", re.compile(r"\d{1,2}")), (":", re.compile(":")), ("04", re.compile(r"\d{2}")),
-    (":", re.compile(":")), ("05", re.compile(r"\d{2}(?:[.,]\d+)?")),
-    ("Z07:00", re.compile(r"Z|[+-]\d{2}:\d{2}")),
-)
-_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def _check_time(text: str) -> None:
-    """Raise Go's time.Parse error for a string that is not RFC 3339."""
-    m = _RFC3339.fullmatch(text)
-    if m is None:
-        pos = 0
-        for elem, pat in _LAYOUT_STEPS:
-            step = pat.match(text, pos)
-            if step is None:
-                raise _TypeError(f'parsing time {_go_quote(text)} as "{_LAYOUT}": cannot parse '
-                                 f'{_go_quote(text[pos:])} as "{elem}"')
-            pos = step.end()
-        raise _TypeError(f'parsing time {_go_quote(text)}: extra text: {_go_quote(text[pos:])}')
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    problem = ""
-    if not 1 <= month <= 12:
-        problem = "month"
-    elif hour > 23:
-        problem = "hour"
-    elif minute > 59:
-        problem = "minute"
-    elif second > 59:
-        problem = "second"
-    elif not 1 <= day <= _DAYS[month - 1] or (month == 2 and day == 29 and not _leap(year)):
-        problem = "day"
-    if problem:
-        raise _TypeError(f"parsing time {_go_quote(text)}: {problem} out of range")
-
-
-def _leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
-def _go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
-
-
-def _check_base64(text: str) -> None:
-    """Go's base64.StdEncoding: padded standard alphabet; CR/LF ignored."""
-    try:
-        b64decode(text.replace("\r", "").replace("\n", ""), validate=True)
-        return
-    except (binascii.Error, ValueError):
-        pass
-    offset = len(text)
-    for i, ch in enumerate(text):
-        if not (ch.isascii() and (ch.isalnum() or ch in "+/=\r\n")):
-            offset = i
-            break
-    else:
-        stripped = [i for i, ch in enumerate(text) if ch not in "\r\n"]
-        offset = stripped[len(stripped) - len(stripped) % 4] if len(stripped) % 4 else len(text)
-    raise _TypeError(f"illegal base64 data at input byte {offset}")
 
 
 def _join(path: str, key: str) -> str:
@@ -527,7 +275,7 @@ class _Walker:
             elif type(val) is Prim:
                 self.prim(val.name, x, owner, field, gopath)
                 if bytes_map:
-                    _check_base64(x)
+                    check_base64(x)
                 continue
             elif type(val) is Struct:
                 if not isinstance(x, dict):
@@ -568,7 +316,7 @@ class _Walker:
             raise _type_error(v, "bool", owner, gopath)
         if name == "date-time":
             if tv is str:
-                _check_time(v)
+                check_time(v)
                 return
             # metav1.Time unmarshals a JSON string first; the inner error names `string`.
             raise _type_error(v, "string", owner, gopath)
@@ -581,12 +329,12 @@ class _Walker:
             raise _type_error(v, "int32", owner, gopath, with_number=tv in (int, float))
         if name == "quantity":
             if tv is str:
-                _check_quantity(v)
+                check_quantity(v)
             elif tv in (int, float):
-                _check_quantity(_number_text(v))
+                check_quantity(_number_text(v))
             else:
                 # resource.Quantity parses the raw JSON text; `true`, `{...}` fail its syntax.
-                raise _TypeError(_QUANTITY_FORMAT_ERROR)
+                raise _TypeError(QUANTITY_FORMAT_ERROR)
             return
         if name == "number":
             if tv in (int, float):
