@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from svcnet.cli import agent, proxy, server, up
+from svcnet.cli import agent, dns_explain, proxy, server, up
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_subcommands(sub)
     up.add_subcommands(sub)
     agent.add_subcommands(sub)
+    dns_explain.add_subcommands(sub)
     return p
 
 
