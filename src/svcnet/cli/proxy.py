@@ -1,4 +1,4 @@
-"""`svcnet proxy ...`: offline kube-proxy tools.
+"""`svcnet proxy ...`: offline kube-proxy tools (`render`, and `trace` at the end).
 
 `svcnet proxy render --mode iptables -f FILE... --node-name N --node-ip IP --cluster-cidr C`
 reads Services, EndpointSlices and Endpoints from YAML or JSON files (multi-document YAML,
@@ -6,6 +6,12 @@ reads Services, EndpointSlices and Endpoints from YAML or JSON files (multi-docu
 `iptables-restore` payload a full sync of kube-proxy would apply on that node. It touches
 nothing: no API server, no kernel, no allocation (a Service without `spec.clusterIP` is
 skipped with a warning, as the proxy would never see it without one).
+
+`svcnet proxy trace` takes the same inputs plus a packet (`--src --dst --port
+[--protocol]`), loads the rendered rules and kube-proxy's jumps from the built-in chains
+into the iptables model (`dataplane.testing.FakeIPTables`), and prints every path the
+packet can take: the rules it matches, its DNAT destination with that path's
+probability, whether it is masqueraded, and the verdict.
 
 Hand-made Endpoints are turned into EndpointSlices the way the mirroring controller does,
 for Services that have no EndpointSlice in the input. Bad input is reported in one line
@@ -26,7 +32,10 @@ import yaml
 
 from svcnet.api.defaults import apply_defaults
 from svcnet.proxy import SERVICE_NAME_LABEL, build_snapshot, slices_from_endpoints
-from svcnet.rules import IPTablesConfig, MarkFormat, compile_full, render_restore
+from svcnet.dataplane.testing import FakeIPTables
+from svcnet.dataplane.trace.iptables import Packet, TraceError, TraceNode, TraceResult, trace
+from svcnet.rules import IPTablesConfig, MarkFormat, compile_full, jump_rules, render_restore
+from svcnet.rules import iptables_names as names
 
 PROG = "svcnet proxy render"
 _KINDS = ("Service", "EndpointSlice", "Endpoints")
@@ -37,13 +46,39 @@ class RenderError(Exception):
     """Bad input or arguments; the message is the one line shown to the user."""
 
 
+#: nfacct counters a node has (the model refuses rules naming counters that do not exist)
+NFACCT_COUNTERS = (names.NFACCT_LOCALHOST_NODEPORTS, names.NFACCT_INVALID_DROPPED)
+
+
 def add_subcommands(subparsers: Any) -> None:
-    """Add `proxy` (with `render`) to the `svcnet` sub-command parsers."""
-    proxy = subparsers.add_parser("proxy", help="kube-proxy tools (render rules offline)")
+    """Add `proxy` (with `render` and `trace`) to the `svcnet` sub-command parsers."""
+    proxy = subparsers.add_parser("proxy", help="kube-proxy tools (render rules, trace "
+                                  "packets, offline)")
     sub = proxy.add_subparsers(dest="proxy_command", required=True)
     r = sub.add_parser("render", help="print the rules a full proxy sync would apply",
                        description="Print the iptables-restore payload kube-proxy would "
                        "apply on a node for the given objects. Touches nothing.")
+    _add_rule_inputs(r)
+    r.set_defaults(func=run_render)
+    t = sub.add_parser("trace", help="follow one packet through the rules (dry run)",
+                       description="Compile the rules kube-proxy would apply on a node for "
+                       "the given objects, then follow the first packet of a connection "
+                       "through them: every rule it matches, where it is DNATed (with the "
+                       "probability of each endpoint), whether it is masqueraded, and the "
+                       "verdict (ACCEPT, REJECT, DROP). Touches nothing.")
+    _add_rule_inputs(t)
+    t.add_argument("--src", required=True, metavar="IP", help="the packet's source address")
+    t.add_argument("--dst", required=True, metavar="IP", help="its destination address")
+    t.add_argument("--port", required=True, type=int, help="its destination port")
+    t.add_argument("--protocol", default="tcp", choices=("tcp", "udp", "sctp"))
+    t.add_argument("--from-node", action="store_true", default=None,
+                   help="the packet is sent by a process of the node itself (default: when "
+                   "--src is one of --node-ip)")
+    t.set_defaults(func=run_trace)
+
+
+def _add_rule_inputs(r: argparse.ArgumentParser) -> None:
+    """The options that say which rules to build: objects, node, cluster, proxy flags."""
     r.add_argument("--mode", default="iptables", help="proxy mode (only iptables so far)")
     r.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
                    help="YAML or JSON file of Services, EndpointSlices, Endpoints "
@@ -65,7 +100,6 @@ def add_subcommands(subparsers: Any) -> None:
     r.add_argument("--no-localhost-nodeports", action="store_true",
                    help="do not accept NodePorts on 127.0.0.1")
     r.add_argument("--zone", default="", help="the node's topology.kubernetes.io/zone")
-    r.set_defaults(func=run_render)
 
 
 def _parse_documents(path: str, text: str) -> list[Any]:
@@ -204,6 +238,44 @@ def render(args: argparse.Namespace, *, stdin: TextIO, stderr: TextIO) -> str:
     labels = {"topology.kubernetes.io/zone": args.zone} if args.zone else {}
     snapshot = build_snapshot(services, slices, node_name=args.node_name, node_labels=labels)
     return render_restore(compile_full(snapshot, config))
+
+
+def trace_packet(args: argparse.Namespace, *, stdin: TextIO, stderr: TextIO) -> TraceResult:
+    """Build the node's rules as `render` does, load them with the built-in jumps into a
+    model of iptables, and trace the packet of `args` through it; raises RenderError."""
+    for flag, ip in (("--src", args.src), ("--dst", args.dst)):
+        try:
+            if ipaddress.ip_address(ip).version != 4:
+                raise ValueError
+        except ValueError:
+            raise RenderError(f"{flag} {ip!r}: not an IPv4 address") from None
+    if not 0 < args.port < 65536:
+        raise RenderError(f"--port {args.port}: must be in 1-65535")
+    model = FakeIPTables(nfacct_counters=NFACCT_COUNTERS)
+    model.restore(render(args, stdin=stdin, stderr=stderr))
+    for jump in jump_rules():
+        model.ensure_chain(jump.table, jump.target)
+        model.ensure_rule(jump.table, jump.chain, jump.args)
+    packet = Packet(args.src, args.dst, args.port, args.protocol, from_node=args.from_node)
+    try:
+        return trace(model, packet, TraceNode(args.node_name, tuple(args.node_ip)))
+    except TraceError as e:
+        raise RenderError(f"cannot trace: {e}") from None
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    """Entry point of `svcnet proxy trace`; returns the exit status."""
+    try:
+        result = trace_packet(args, stdin=sys.stdin, stderr=sys.stderr)
+    except RenderError as e:
+        print(f"svcnet proxy trace: {e}", file=sys.stderr)
+        return 1
+    print(result.format())
+    verdicts = ", ".join(f"{v} {p:.0%}" for v, p in sorted(result.verdicts.items()))
+    print(f"verdict: {verdicts}")
+    for dest, p in sorted(result.destinations.items()):
+        print(f"  -> {dest}  {p:.1%}")
+    return 0
 
 
 def run_render(args: argparse.Namespace) -> int:
