@@ -38,7 +38,10 @@ def running_server(*extra: str) -> Iterator[tuple[str, str, Path]]:
             proc = subprocess.Popen([sys.executable, "-m", "svcnet.cli.main", "server",
                                      "--data-dir", str(data_dir), "--listen",
                                      f"127.0.0.1:{port}", *extra],
-                                    stdout=log, stderr=subprocess.STDOUT, text=True)
+                                    stdout=log, stderr=subprocess.STDOUT, text=True,
+                                    # not the caller's cwd: from inside bench/, `python -m`
+                                    # would import bench/dns.py as dnspython's `dns`
+                                    cwd=tmp)
         try:
             deadline = time.monotonic() + 20
             while "ready" not in log_path.read_text():
