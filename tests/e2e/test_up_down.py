@@ -38,6 +38,7 @@ def test_up_twice_kubectl_down_twice(tmp_path: Path) -> None:
         assert res.returncode == 0, res.stdout + res.stderr
         assert f"export KUBECONFIG={data_dir}/kubeconfig.yaml" in res.stdout
         assert "kubectl get nodes" in res.stdout and "cluster is up" in res.stdout
+        assert f"cluster DNS {plan.host_ip}:53 (kube-dns {plan.dns_ip})" in res.stdout
         state = json.loads(plan.state_file.read_text())
         assert state["phase"] == "up" and state["agents"] is False
         assert state["layout"] == plan.layout()

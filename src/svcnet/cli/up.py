@@ -124,7 +124,8 @@ def run_up(args: argparse.Namespace) -> int:
     else:
         state = f"{len(plan.nodes)} node(s) Ready ({nodes})"
     verb = "is up" if res.created else "was already up" if not res.started else "repaired"
-    print(f"svcnet up: cluster {verb}: {state}; API {plan.server_url}")
+    print(f"svcnet up: cluster {verb}: {state}; API {plan.server_url}; cluster DNS "
+          f"{plan.host_ip}:53 (kube-dns {plan.dns_ip})")
     dd = "" if data_dir == DEFAULT_DATA_DIR else f" --data-dir {data_dir}"
     print(f"Logs are in {plan.log_dir}. To use the cluster:\n"
           f"  export KUBECONFIG={plan.kubeconfig}\n"
