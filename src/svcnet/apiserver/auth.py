@@ -12,12 +12,13 @@ Events. Anything else is 403, as RBAC would answer.
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+
+from svcnet.privatefile import write_private
 
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters", "system:authenticated")
@@ -78,11 +79,7 @@ class TokenFile:
         raw = {t: v for t, v in raw.items() if v.get("user") != user}
         token = secrets.token_hex(24)
         raw[token] = {"user": user, "groups": list(groups)}
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(raw, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.path)
+        write_private(self.path, orjson.dumps(raw, option=orjson.OPT_INDENT_2))
         return token
 
     def admin_token(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from svcnet.privatefile import write_private
 
 DEFAULT_DNS_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                      "kubernetes.default.svc.cluster.local")
@@ -41,12 +42,6 @@ class Pki:
         return ctx
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -67,7 +62,7 @@ def _make_ca(pki: Pki) -> None:
                                          key_agreement=False, encipher_only=False,
                                          decipher_only=False), critical=True)
             .sign(key, hashes.SHA256()))
-    _write_private(pki.ca_key, _key_pem(key))
+    write_private(pki.ca_key, _key_pem(key))
     pki.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -106,7 +101,7 @@ def _make_server_cert(pki: Pki, sans: list[x509.GeneralName]) -> None:
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(ca_key, hashes.SHA256()))
-    _write_private(pki.key, _key_pem(key))
+    write_private(pki.key, _key_pem(key))
     pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 

@@ -25,6 +25,7 @@ from svcnet.controllers.manager import default_controllers
 from svcnet.dns.app import DnsConfig
 from svcnet.dns.upstream import parse_upstream, upstreams_from_resolv_conf
 from svcnet.store.factory import open_store
+from svcnet.privatefile import write_private
 
 log = logging.getLogger("svcnet.server")
 
@@ -55,11 +56,7 @@ def write_kubeconfig(path: Path, server_url: str, ca_pem: bytes, token: str) -> 
                                                     "namespace": "default"}}],
         "current-context": "svcnet",
     }
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
-    os.replace(tmp, path)
+    write_private(path, yaml.safe_dump(cfg, sort_keys=False))
 
 
 def dns_settings(args: argparse.Namespace, advertise: str

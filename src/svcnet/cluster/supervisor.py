@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import fcntl
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -54,6 +53,7 @@ from svcnet.cluster.processes import (
     stop_processes,
     tail,
 )
+from svcnet.privatefile import write_private
 
 STATE_VERSION = 1
 READY_LINE = "svcnet server ready"
@@ -99,15 +99,8 @@ class ClusterState:
     def save(self) -> None:
         """Write atomically (temp file, fsync, rename): a reader sees the old or the new
         state, never half of one."""
-        path = self.plan.state_file
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_json(), f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_private(self.plan.state_file, json.dumps(self.to_json(), indent=2) + "\n",
+                      durable=True)
 
 
 def load_state(data_dir: Path) -> ClusterState | None:
@@ -210,7 +203,7 @@ def _up(state: ClusterState, *, created: bool, agents: bool, timeout: float, pyt
                 continue
             token = _create_token(plan, node, python)
             node.state_dir.mkdir(parents=True, exist_ok=True)
-            _write_secret(node.token_file, token)
+            write_private(node.token_file, token + "\n")
             spec = plan.agent_process(node, python)
             rec, procs[key] = spawn(spec)
             state.processes[key] = rec
@@ -249,15 +242,6 @@ def _wait_ready_line(spec: ProcessSpec, proc: subprocess.Popen[bytes], offset: i
             raise ClusterError(f"svcnet server was not ready in time; see {spec.log_file}",
                                tail(spec.log_file))
         time.sleep(POLL)
-
-
-def _write_secret(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
 
 
 def _create_token(plan: ClusterPlan, node: NodePlan, python: str) -> str:
