@@ -73,17 +73,26 @@ async def ensure_kubernetes_service(registry: Registry, service_cidr: str, addre
     except errors.StatusError as e:
         # e.g. the service CIDR changed under an existing cluster: say so, keep serving
         log.warning("cannot reconcile the kubernetes Service: %s", e.message)
+    await _ensure_endpoints(registry, "default", "kubernetes", {}, address,
+                            [{"name": "https", "port": port, "protocol": "TCP"}])
+
+
+async def _ensure_endpoints(registry: Registry, namespace: str, name: str,
+                            labels: dict[str, str], address: str,
+                            ports: list[dict[str, Any]]) -> None:
+    """Endpoints and EndpointSlice of a selectorless Service that point at one of the
+    server's own addresses. The Endpoints skip mirroring: the slice is written here."""
     family = "IPv6" if ipaddress.ip_address(address).version == 6 else "IPv4"
     await _upsert(registry, ENDPOINTS, {
-        "metadata": {"name": "kubernetes", "labels": {
-            "endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": address}],
-                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]})
+        "metadata": {"name": name, "labels": {
+            **labels, "endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": address}], "ports": [dict(p) for p in ports]}]},
+        namespace)
     await _upsert(registry, SLICES, {
-        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "metadata": {"name": name, "labels": {**labels, "kubernetes.io/service-name": name}},
         "addressType": family,
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": "https", "port": port, "protocol": "TCP"}]})
+        "ports": [dict(p) for p in ports]}, namespace)
 
 
 DNS_LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
@@ -120,14 +129,4 @@ async def ensure_dns_service(registry: Registry, service_cidr: str, address: str
     except errors.StatusError as e:
         log.warning("cannot reconcile the kube-dns Service: %s", e.message)
         return
-    family = "IPv6" if ipaddress.ip_address(address).version == 6 else "IPv4"
-    await _upsert(registry, ENDPOINTS, {
-        "metadata": {"name": "kube-dns", "labels": {
-            **DNS_LABELS, "endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": address}], "ports": ep_ports}]}, "kube-system")
-    await _upsert(registry, SLICES, {
-        "metadata": {"name": "kube-dns", "labels": {
-            **DNS_LABELS, "kubernetes.io/service-name": "kube-dns"}},
-        "addressType": family,
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": ep_ports}, "kube-system")
+    await _ensure_endpoints(registry, "kube-system", "kube-dns", DNS_LABELS, address, ep_ports)
