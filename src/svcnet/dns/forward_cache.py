@@ -61,6 +61,12 @@ def cache_ttl(response: dns.message.Message, max_ttl: int) -> int:
     return max(0, min(max_ttl, soa[0].ttl, min(r.minimum for r in soa[0])))
 
 
+def _kind(response: dns.message.Message) -> str:
+    """CoreDNS's cache split: "success" (records) or "denial" (NXDOMAIN, NODATA)."""
+    return "success" if response.rcode() == dns.rcode.NOERROR and response.answer \
+        else "denial"
+
+
 @dataclass(slots=True)
 class _Entry:
     response: dns.message.Message
@@ -100,9 +106,7 @@ class ResponseCache:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
-        kind = "success" if entry.response.rcode() == dns.rcode.NOERROR and \
-            entry.response.answer else "denial"
-        self.hits[kind] += 1
+        self.hits[_kind(entry.response)] += 1
         return Hit(entry.response, int(now - entry.stored), entry.ttl)
 
     def put(self, key: CacheKey, response: dns.message.Message, now: float) -> bool:
@@ -120,7 +124,7 @@ class ResponseCache:
         """Entries by kind, for the `coredns_cache_entries` gauge."""
         out = {"success": 0, "denial": 0}
         for e in self._entries.values():
-            out["success" if e.response.answer else "denial"] += 1
+            out[_kind(e.response)] += 1
         return out
 
 

@@ -111,10 +111,9 @@ class DnsCollector(Collector):
             hist.add_metric([m.server, ZONE, "", type_label(qtype)], buckets, slots[-1])
         yield hist
         for name, data, text in (
-                ("coredns_dns_request_size_bytes_total", m.request_sizes, "request"),
-                ("coredns_dns_response_size_bytes_total", m.response_sizes, "response")):
-            c = CounterMetricFamily(name.removesuffix("_total"),
-                                    f"Bytes of DNS {text}s per protocol.",
+                ("coredns_dns_request_size_bytes", m.request_sizes, "request"),
+                ("coredns_dns_response_size_bytes", m.response_sizes, "response")):
+            c = CounterMetricFamily(name, f"Bytes of DNS {text}s per protocol.",
                                     labels=labels + ["proto"])
             for proto, n in sorted(data.items()):
                 c.add_metric([m.server, ZONE, "", proto], n)
