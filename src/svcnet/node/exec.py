@@ -72,9 +72,7 @@ def exec_spec(target: ContainerTarget, command: Sequence[str], tty: bool,
     env = dict(target.env)
     resolved = images.node_argv(target.image, list(command), scratch_dir=target.scratch_dir) \
         if target.image else None
-    if resolved is not None and resolved.path:
-        env.setdefault("PATH", f"{resolved.path}:{DEFAULT_PATH}")
-    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("PATH", resolved.search_path if resolved is not None else DEFAULT_PATH)
     if target.hostname:
         env.setdefault("HOSTNAME", target.hostname)
     if tty:

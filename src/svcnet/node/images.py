@@ -32,6 +32,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from svcnet.node.shim import DEFAULT_PATH
 from svcnet.node.types import ImageRef
 
 #: Why a container cannot start (kubelet's reason for an image it cannot get).
@@ -137,6 +138,11 @@ class NodeArgv:
     @property
     def ok(self) -> bool:
         return not self.reason
+
+    @property
+    def search_path(self) -> str:
+        """The PATH a container of this image gets when its Pod sets none."""
+        return f"{self.path}:{DEFAULT_PATH}" if self.path else DEFAULT_PATH
 
 
 def normalize(image: str) -> str:

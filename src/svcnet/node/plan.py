@@ -27,7 +27,6 @@ from typing import Any, Mapping, Sequence
 from svcnet.node.dnsconf import pod_dns
 from svcnet.node.envvars import EnvError, expand, resource_field_value, service_env
 from svcnet.node.images import ERR_IMAGE_PULL, ImageCatalog
-from svcnet.node.shim import DEFAULT_PATH
 from svcnet.node.types import ContainerPlan, NodeConfig, PodPlan
 
 CONFIG_ERROR = "CreateContainerConfigError"
@@ -174,7 +173,7 @@ class _Context:
             return _replace(base, env=env, workdir=workdir, waiting_reason=res.reason,
                             waiting_message=res.message)
         if res.path and not any(k == "PATH" for k, _ in env):
-            env = (*env, ("PATH", f"{res.path}:{DEFAULT_PATH}"))
+            env = (*env, ("PATH", res.search_path))
         return _replace(base, argv=res.argv, env=env, workdir=workdir,
                         scratch_dir=res.scratch_dir)
 
