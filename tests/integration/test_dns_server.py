@@ -10,7 +10,8 @@ import asyncio
 import socket
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 import dns.flags
@@ -54,29 +55,44 @@ class Dns:
         return out
 
 
+@asynccontextmanager
+async def serving(tmp_path: Path, config: DnsConfig, **api_kw: Any
+                  ) -> AsyncIterator[ApiServer]:
+    """An in-process API server with `config`'s DNS, started (bootstrap, DNS sockets,
+    informers) and cleaned up afterwards."""
+    store = await open_store("memory", str(tmp_path))
+    api = ApiServer(store, TokenFile(tmp_path / "tokens.json"), server_address="127.0.0.1:0",
+                    dns=config, **api_kw)
+    runner = aiohttp.web.AppRunner(api.app())
+    await runner.setup()  # runs on_startup
+    try:
+        assert api.dns is not None
+        yield api
+    finally:
+        await runner.cleanup()
+
+
+async def until(condition: Callable[[], bool]) -> bool:
+    """Poll `condition` for up to 2 s; its last value."""
+    for _ in range(100):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
+
+
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Dns]:
     with StaticUpstream([("www.upstream.test.", "A", "192.0.2.80", 60),
                          ("db.upstream.test.", "A", "192.0.2.33", 60)]) as upstream:
         port, metrics_port = free_port(), free_port()
-        tokens = TokenFile(tmp_path / "tokens.json")
-        store = await open_store("memory", str(tmp_path))
         config = DnsConfig(listen=[("127.0.0.1", port)], upstreams=[upstream.address],
                            metrics_listen=("127.0.0.1", metrics_port))
-        api = ApiServer(store, tokens, server_address="127.0.0.1:0",
-                        advertise=("127.0.0.1", 6443), dns=config, dns_endpoint="127.0.0.1")
-        app = api.app()
-        runner = aiohttp.web.AppRunner(app)
-        await runner.setup()  # runs on_startup: bootstrap, DNS sockets, informers
-        try:
+        async with serving(tmp_path, config, advertise=("127.0.0.1", 6443),
+                           dns_endpoint="127.0.0.1") as api:
             assert api.dns is not None
-            for _ in range(100):
-                if api.dns.core.synced:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: api.dns is not None and api.dns.core.synced)
             yield Dns(api, port, metrics_port, upstream)
-        finally:
-            await runner.cleanup()
 
 
 def svc(name: str, **spec: Any) -> dict[str, Any]:
@@ -180,27 +196,17 @@ async def test_metrics_carry_coredns_names(served: Dns) -> None:
 
 async def test_forwarding_loop_is_detected_and_answered_servfail(tmp_path: Path) -> None:
     port = free_port()
-    tokens = TokenFile(tmp_path / "tokens.json")
-    store = await open_store("memory", str(tmp_path))
     # the upstream is this server itself: every forwarded query would come back to us
     config = DnsConfig(listen=[("127.0.0.1", port)], upstreams=[("127.0.0.1", port)])
-    api = ApiServer(store, tokens, server_address="127.0.0.1:0", dns=config)
-    runner = aiohttp.web.AppRunner(api.app())
-    await runner.setup()
-    try:
-        assert api.dns is not None
-        for _ in range(100):
-            if api.dns.forwarder.looped:
-                break
-            await asyncio.sleep(0.02)
-        assert api.dns.forwarder.looped
+    async with serving(tmp_path, config) as api:
+        dns_app = api.dns
+        assert dns_app is not None
+        assert await until(lambda: dns_app.forwarder.looped)
         q = dns.message.make_query("www.example.org.", "A")
         t0 = time.monotonic()
         r = await asyncio.to_thread(dns.query.udp, q, "127.0.0.1", 3, port)
         assert r.rcode() == dns.rcode.SERVFAIL and time.monotonic() - t0 < 1
-        assert api.dns.forwarder.probes_seen <= 3
-    finally:
-        await runner.cleanup()
+        assert dns_app.forwarder.probes_seen <= 3
 
 
 async def test_query_log_has_a_line_per_query_udp_and_tcp() -> None:
@@ -220,10 +226,7 @@ async def test_query_log_has_a_line_per_query_udp_and_tcp() -> None:
         await asyncio.to_thread(dns.query.udp, q, host, 3, port)
         await asyncio.to_thread(dns.query.tcp, dns.message.make_query("x.invalid.", "A"),
                                 host, 3, port)
-        for _ in range(50):
-            if len(lines) == 2:
-                break
-            await asyncio.sleep(0.02)
+        assert await until(lambda: len(lines) == 2)
         assert f'"A IN {names[0]} udp' in lines[0] and " NOERROR qr,aa,rd " in lines[0]
         assert lines[0].startswith("127.0.0.1:")
         assert '"A IN x.invalid. tcp' in lines[1] and " SERVFAIL " in lines[1]
