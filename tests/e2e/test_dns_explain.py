@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, kubectl_for
+from conftest import ServerProcess, free_port, kubectl_for
 
 pytestmark = pytest.mark.e2e
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def explain(srv: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from pathlib import Path
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import aiohttp
@@ -20,6 +20,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
+from conftest import free_port
 
 from svcnet.api.kinds import kind_for
 from svcnet.apiserver.auth import TokenFile
@@ -32,11 +33,6 @@ SERVICES = kind_for("", "services")
 SLICES = kind_for("discovery.k8s.io", "endpointslices")
 ENDPOINTS = kind_for("", "endpoints")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Dns:
