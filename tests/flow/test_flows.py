@@ -15,10 +15,9 @@ import cases
 import pytest
 
 from svcnet.api.defaults import apply_defaults
-from svcnet.dataplane.testing import FakeIPTables
-from svcnet.dataplane.trace import Packet, TraceNode, trace
+from svcnet.dataplane.trace import Packet, TraceNode, node_model, trace
 from svcnet.proxy import build_snapshot
-from svcnet.rules import IPTablesConfig, compile_full, jump_rules, render_restore
+from svcnet.rules import IPTablesConfig, compile_full, render_restore
 from svcnet.rules.iptables_names import sep_chain
 
 
@@ -62,11 +61,7 @@ class IPTablesRunner:
         config = IPTablesConfig(node_name=cases.NODE, node_ips=(cases.NODE_IP,),
                                 cluster_cidr=cases.CLUSTER_CIDR)
         self.payload = render_restore(compile_full(snapshot, config))
-        self.fake = FakeIPTables()
-        self.fake.restore(self.payload)
-        for jump in jump_rules():
-            self.fake.ensure_chain(jump.table, jump.target)
-            self.fake.ensure_rule(jump.table, jump.chain, jump.args)
+        self.fake = node_model(self.payload)
         self.node = TraceNode(cases.NODE, (cases.NODE_IP,))
 
     def run(self, case: cases.FlowCase) -> FlowResult:

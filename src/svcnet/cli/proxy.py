@@ -32,9 +32,15 @@ import yaml
 
 from svcnet.api.defaults import apply_defaults
 from svcnet.proxy import SERVICE_NAME_LABEL, build_snapshot, slices_from_endpoints
-from svcnet.dataplane.testing import FakeIPTables
-from svcnet.dataplane.trace.iptables import Packet, TraceError, TraceNode, TraceResult, trace
-from svcnet.rules import IPTablesConfig, MarkFormat, compile_full, jump_rules, render_restore
+from svcnet.dataplane.trace.iptables import (
+    Packet,
+    TraceError,
+    TraceNode,
+    TraceResult,
+    node_model,
+    trace,
+)
+from svcnet.rules import IPTablesConfig, MarkFormat, compile_full, render_restore
 from svcnet.rules import iptables_names as names
 
 PROG = "svcnet proxy render"
@@ -251,11 +257,7 @@ def trace_packet(args: argparse.Namespace, *, stdin: TextIO, stderr: TextIO) -> 
             raise RenderError(f"{flag} {ip!r}: not an IPv4 address") from None
     if not 0 < args.port < 65536:
         raise RenderError(f"--port {args.port}: must be in 1-65535")
-    model = FakeIPTables(nfacct_counters=NFACCT_COUNTERS)
-    model.restore(render(args, stdin=stdin, stderr=stderr))
-    for jump in jump_rules():
-        model.ensure_chain(jump.table, jump.target)
-        model.ensure_rule(jump.table, jump.chain, jump.args)
+    model = node_model(render(args, stdin=stdin, stderr=stderr), NFACCT_COUNTERS)
     packet = Packet(args.src, args.dst, args.port, args.protocol, from_node=args.from_node)
     try:
         return trace(model, packet, TraceNode(args.node_name, tuple(args.node_ip)))

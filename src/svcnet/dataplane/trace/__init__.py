@@ -11,8 +11,9 @@ from svcnet.dataplane.trace.iptables import (
     TraceOutcome,
     TraceResult,
     TraceStep,
+    node_model,
     trace,
 )
 
 __all__ = ["Packet", "TraceError", "TraceNode", "TraceOutcome", "TraceResult", "TraceStep",
-           "trace"]
+           "node_model", "trace"]

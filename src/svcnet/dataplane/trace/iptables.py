@@ -28,6 +28,18 @@ from typing import Mapping
 
 from svcnet.dataplane.testing.fake_iptables import FakeIPTables
 from svcnet.dataplane.testing.iptables_rules import STATISTIC_SCALE, Match, Rule, probability_u32
+from svcnet.rules.iptables import jump_rules
+
+def node_model(payload: str, nfacct_counters: tuple[str, ...] = ()) -> FakeIPTables:
+    """A node's iptables as a proxy leaves them after a full sync: the restore `payload`
+    plus kube-proxy's jumps from the built-in chains (which restore does not carry)."""
+    model = FakeIPTables(nfacct_counters=nfacct_counters)
+    model.restore(payload)
+    for jump in jump_rules():
+        model.ensure_chain(jump.table, jump.target)
+        model.ensure_rule(jump.table, jump.chain, jump.args)
+    return model
+
 
 _MAX_DEPTH = 64
 _VERDICTS = ("ACCEPT", "DROP", "REJECT")
