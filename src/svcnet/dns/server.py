@@ -104,11 +104,11 @@ class DnsServer:
 
     # ---- one query --------------------------------------------------------------------------
 
-    def answer_now(self, data: bytes, tcp: bool, family: str
+    def answer_now(self, data: bytes, tcp: bool, family: str, start: float
                    ) -> tuple[bytes | None, Reply | None]:
         """The synchronous part: (bytes to send now, or None; the reply when more work is
-        needed upstream, else None). Never raises."""
-        start = time.perf_counter()
+        needed upstream, else None). Never raises. `start` is when the query arrived
+        (perf_counter): the transport takes it once, for metrics and the query log."""
         proto = "tcp" if tcp else "udp"
         try:
             reply = self.core.handle(data, tcp=tcp)
@@ -136,9 +136,9 @@ class DnsServer:
                 return None, None
         return None, reply
 
-    async def answer_later(self, data: bytes, reply: Reply, tcp: bool, family: str) -> bytes | None:
+    async def answer_later(self, data: bytes, reply: Reply, tcp: bool, family: str,
+                           start: float) -> bytes | None:
         """Forward or chase upstream; the bytes to send (None: nothing)."""
-        start = time.perf_counter()
         try:
             query = dns.message.from_wire(data)
         except dns.exception.DNSException:
@@ -173,7 +173,7 @@ class DnsServer:
     async def _later_udp(self, transport: asyncio.DatagramTransport, data: bytes, reply: Reply,
                          addr: tuple[str, int], family: str, start: float) -> None:
         try:
-            out = await self.answer_later(data, reply, False, family)
+            out = await self.answer_later(data, reply, False, family, start)
         except Exception:
             self.metrics.panics += 1
             log.exception("DNS forwarding failed")
@@ -192,9 +192,9 @@ class DnsServer:
                 (size,) = struct.unpack("!H", head)
                 data = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_SECONDS)
                 start = time.perf_counter()
-                out, reply = self.answer_now(data, True, family)
+                out, reply = self.answer_now(data, True, family, start)
                 if reply is not None:
-                    out = await self.answer_later(data, reply, True, family)
+                    out = await self.answer_later(data, reply, True, family, start)
                 self.log_query(peer, "tcp", data, out, start)
                 if out is None:
                     continue
@@ -220,7 +220,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         family = "2" if ":" in addr[0] else "1"
         start = time.perf_counter()
-        out, reply = self.server.answer_now(data, False, family)
+        out, reply = self.server.answer_now(data, False, family, start)
         assert self.transport is not None
         if out is not None:
             self.transport.sendto(out, addr)
