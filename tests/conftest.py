@@ -238,6 +238,23 @@ async def eventually(check: "object", timeout: float = 5.0, interval: float = 0.
     raise AssertionError("condition not met in time")
 
 
+def pids_mentioning(text: str, *, live: bool = True) -> list[int]:
+    """Pids of processes (other than this one) whose command line contains `text`;
+    `live=False` counts zombies too (a process nobody reaped is a leak as well)."""
+    from svcnet.node.shim import proc_start_ticks
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and (not live or proc_start_ticks(int(entry.name)) is not None):
+            found.append(int(entry.name))
+    return found
+
+
 def wait_for(check: "object", timeout: float = 20.0, what: str = "",
              interval: float = 0.2) -> "object":
     """Poll `check()` until it returns something truthy (returned), or fail naming `what`

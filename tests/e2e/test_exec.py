@@ -22,7 +22,7 @@ import pexpect
 import pytest
 import yaml
 from clusterkit import needs_root, running_cluster
-from conftest import free_port, wait_for
+from conftest import free_port, pids_mentioning, wait_for
 
 from svcnet.cluster.plan import ClusterPlan
 from svcnet.cluster.supervisor import load_state
@@ -303,17 +303,6 @@ def test_port_forward(cluster: Cluster) -> None:
 
 # --- the remote process ends with the client; nothing is left behind -------------------------
 
-def _processes_with(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmd:
-                found.append(int(entry.name))
-    return found
 
 
 def test_closing_the_client_ends_the_remote_process(cluster: Cluster) -> None:
@@ -321,12 +310,14 @@ def test_closing_the_client_ends_the_remote_process(cluster: Cluster) -> None:
     proc = subprocess.Popen(cluster.argv("exec", "bb", "--", "sleep", marker),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: [p for p in _processes_with(f"sleep {marker}") if p != proc.pid],
+        wait_for(lambda: [p for p in pids_mentioning(f"sleep {marker}", live=False)
+                          if p != proc.pid],
                  what="the remote sleep")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    wait_for(lambda: not [p for p in _processes_with(f"sleep {marker}") if p != proc.pid],
+    wait_for(lambda: not [p for p in pids_mentioning(f"sleep {marker}", live=False)
+                          if p != proc.pid],
              timeout=10, what="the remote sleep to end")
 
 

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from conftest import pids_mentioning
 
 from svcnet.api import remotecommand as rc
 from svcnet.node import containers, spdy
@@ -153,17 +154,6 @@ async def test_a_command_that_cannot_start(exec_server: TestServer) -> None:
     assert rc.exit_code_of(_status(out)) == 126
 
 
-def _pids_with(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmd and proc_start_ticks(int(entry.name)) is not None:
-                found.append(int(entry.name))
-    return found
 
 
 async def _until(check: Any, timeout: float = 10) -> Any:
@@ -179,20 +169,20 @@ async def test_closing_the_client_kills_the_command(exec_server: TestServer) -> 
     session, ws = await _open(exec_server, _query("sh", "-c", f"sleep 1{marker}; :",
                                                   stdout="1"))
     try:
-        await _until(lambda: _pids_with(f"sleep 1{marker}"))
+        await _until(lambda: pids_mentioning(f"sleep 1{marker}"))
     finally:
         await ws.close()
         await session.close()
-    await _until(lambda: not _pids_with(f"sleep 1{marker}"))
+    await _until(lambda: not pids_mentioning(f"sleep 1{marker}"))
 
 
 async def test_a_stopping_agent_ends_its_sessions(exec_server: TestServer) -> None:
     marker = f"{os.getpid()}{time.monotonic_ns() % 100000}"
     session, ws = await _open(exec_server, _query("sleep", f"3{marker}", stdout="1"))
     try:
-        await _until(lambda: _pids_with(f"sleep 3{marker}"))
+        await _until(lambda: pids_mentioning(f"sleep 3{marker}"))
         await close_sessions()
-        await _until(lambda: not _pids_with(f"sleep 3{marker}"))
+        await _until(lambda: not pids_mentioning(f"sleep 3{marker}"))
         assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     finally:
         await session.close()
@@ -203,7 +193,7 @@ async def test_background_processes_end_with_the_session(exec_server: TestServer
     out = await _run(exec_server, _query("sh", "-c", f"sleep 2{marker} >/dev/null & echo ok",
                                          stdout="1"))
     assert out[rc.STDOUT] == b"ok\n"
-    await _until(lambda: not _pids_with(f"sleep 2{marker}"))
+    await _until(lambda: not pids_mentioning(f"sleep 2{marker}"))
 
 
 async def test_sessions_leave_no_fd_or_child_behind(exec_server: TestServer) -> None:

@@ -11,7 +11,7 @@ import socket
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 import aiohttp
 import dns.flags
@@ -20,7 +20,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from conftest import free_port
+from conftest import eventually, free_port
 
 from svcnet.api.kinds import kind_for
 from svcnet.apiserver.auth import TokenFile
@@ -68,15 +68,6 @@ async def serving(tmp_path: Path, config: DnsConfig, **api_kw: Any
         await runner.cleanup()
 
 
-async def until(condition: Callable[[], bool]) -> bool:
-    """Poll `condition` for up to 2 s; its last value."""
-    for _ in range(100):
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
-
-
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Dns]:
     with StaticUpstream([("www.upstream.test.", "A", "192.0.2.80", 60),
@@ -87,7 +78,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Dns]:
         async with serving(tmp_path, config, advertise=("127.0.0.1", 6443),
                            dns_endpoint="127.0.0.1") as api:
             assert api.dns is not None
-            await until(lambda: api.dns is not None and api.dns.core.synced)
+            await eventually(lambda: api.dns is not None and api.dns.core.synced, timeout=2)
             yield Dns(api, port, metrics_port, upstream)
 
 
@@ -197,7 +188,7 @@ async def test_forwarding_loop_is_detected_and_answered_servfail(tmp_path: Path)
     async with serving(tmp_path, config) as api:
         dns_app = api.dns
         assert dns_app is not None
-        assert await until(lambda: dns_app.forwarder.looped)
+        await eventually(lambda: dns_app.forwarder.looped, timeout=2)
         q = dns.message.make_query("www.example.org.", "A")
         t0 = time.monotonic()
         r = await asyncio.to_thread(dns.query.udp, q, "127.0.0.1", 3, port)
@@ -222,7 +213,7 @@ async def test_query_log_has_a_line_per_query_udp_and_tcp() -> None:
         await asyncio.to_thread(dns.query.udp, q, host, 3, port)
         await asyncio.to_thread(dns.query.tcp, dns.message.make_query("x.invalid.", "A"),
                                 host, 3, port)
-        assert await until(lambda: len(lines) == 2)
+        await eventually(lambda: len(lines) == 2, timeout=2)
         assert f'"A IN {names[0]} udp' in lines[0] and " NOERROR qr,aa,rd " in lines[0]
         assert lines[0].startswith("127.0.0.1:")
         assert '"A IN x.invalid. tcp' in lines[1] and " SERVFAIL " in lines[1]

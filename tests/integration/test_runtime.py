@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import pytest
+from conftest import pids_mentioning
 
 from svcnet.node import containers
 from svcnet.node.logs import LogsError
@@ -68,18 +69,6 @@ def _all_attempts(root: Path, uid: str = "*") -> list[containers.Attempt]:
     return found
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline and proc_start_ticks(int(entry.name)) is not None:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _alive(pid: int, start: int | None) -> bool:
@@ -104,7 +93,7 @@ def _kill_everything(root: Path, tmp: Path) -> list[int]:
     for a in attempts:
         if _alive(a.shim_pid, a.shim_start):
             os.kill(a.shim_pid, signal.SIGKILL)
-    strays = _processes_mentioning(str(tmp))
+    strays = pids_mentioning(str(tmp))
     for pid in strays:
         try:
             os.kill(pid, signal.SIGKILL)
