@@ -7,8 +7,10 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -77,8 +79,6 @@ def assert_nothing_left(plan: ClusterPlan, server_pid: int) -> None:
     assert not plan.state_file.exists()
 
 
-
-
 @contextmanager
 def running_cluster(tmp: Path, dns_upstream: str = NO_UPSTREAM
                     ) -> Iterator[tuple[ClusterPlan, list[str]]]:
@@ -94,7 +94,20 @@ def running_cluster(tmp: Path, dns_upstream: str = NO_UPSTREAM
     server_pid = state.processes["server"].pid
     try:
         yield plan, opts
+    except BaseException:
+        # every component prints its threads' stacks on SIGUSR1 (cli/main.py): where each
+        # one was when the test failed, in the logs kept below
+        now = load_state(plan.data_dir)
+        for rec in (now.processes.values() if now else ()):
+            if rec is not None and rec.alive():  # server and agents only: shims would die
+                os.kill(rec.pid, signal.SIGUSR1)
+        time.sleep(0.5)
+        raise
     finally:
+        # keep the logs (pytest keeps the last runs' tmp dirs): a failure here is
+        # otherwise undiagnosable once `down --purge` removes the data dir
+        if plan.log_dir.is_dir():
+            shutil.copytree(plan.log_dir, tmp / "logs", dirs_exist_ok=True)
         res = svcnet("down", "--data-dir", str(plan.data_dir), "--purge", timeout=180)
         assert res.returncode == 0, res.stdout + res.stderr
         assert_nothing_left(plan, server_pid)

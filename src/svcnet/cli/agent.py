@@ -127,6 +127,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     await asyncio.wait({task, asyncio.ensure_future(stop.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
+    log.info("agent stopping (pods keep running)")
     task.cancel()
     failed = False
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 import sys
 from pathlib import Path
 
@@ -43,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `kill -USR1 PID` prints every thread's Python stack to stderr (the component's log
+    # under `svcnet up`) without stopping it: the way to see where a stuck process is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     result: int = args.func(args)
     return result
 

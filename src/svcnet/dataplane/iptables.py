@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import time
 from typing import Callable, Iterable, Sequence
 
 from svcnet.dataplane.errors import ApplyError, DataplaneError
@@ -44,6 +45,24 @@ WAIT_SECONDS = "5"
 # would kill every full sync of a large cluster and it would never converge: the
 # restore timeout is the base timeout plus this much per payload line.
 RESTORE_SECONDS_PER_LINE = 0.005
+#: A command slower than this is logged as a warning with its duration: a sync that
+#: stalls on the xtables lock or a slow conntrack dump is otherwise invisible.
+SLOW_COMMAND_SECONDS = 1.0
+
+
+def run_logged(run: Runner, argv: list[str], stdin: str | None,
+               timeout: float) -> "subprocess.CompletedProcess[str]":
+    """`run(argv)` capturing text output, never raising on exit status; a debug line per
+    command and a warning when it took longer than SLOW_COMMAND_SECONDS."""
+    log.debug("running %s", " ".join(argv))
+    start = time.monotonic()
+    try:
+        return run(argv, input=stdin, capture_output=True, text=True, check=False,
+                   timeout=timeout)
+    finally:
+        took = time.monotonic() - start
+        if took > SLOW_COMMAND_SECONDS:
+            log.warning("%s took %.1fs", " ".join(argv[:6]), took)
 
 
 def parse_restore_error(stderr: str, payload: str) -> ApplyError:
@@ -74,10 +93,8 @@ class IPTables:
 
     def _run(self, argv: Sequence[str], stdin: str | None = None,
              timeout: float | None = None) -> "subprocess.CompletedProcess[str]":
-        full = self._argv(argv)
-        log.debug("running %s", " ".join(full))
-        return self._run_fn(full, input=stdin, capture_output=True, text=True, check=False,
-                            timeout=self.timeout if timeout is None else timeout)
+        return run_logged(self._run_fn, self._argv(argv), stdin,
+                          self.timeout if timeout is None else timeout)
 
     def restore(self, payload: str) -> None:
         """Apply `payload` with one `iptables-restore --noflush --counters` call.
@@ -158,8 +175,11 @@ class Conntrack:
     def _delete(self, filters: Sequence[str]) -> int:
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
         argv = prefix + ["conntrack", "-D", "-p", "udp", *filters]
-        res = self._run_fn(argv, input=None, capture_output=True, text=True, check=False,
-                           timeout=self.timeout)
+        try:
+            res = run_logged(self._run_fn, argv, None, self.timeout)
+        except subprocess.TimeoutExpired:
+            raise DataplaneError(f"{' '.join(argv)}: timed out after {self.timeout:.0f}s") \
+                from None
         # Exit status 1 with "0 flow entries have been deleted" just means nothing matched.
         if res.returncode == 0 or "0 flow entries" in res.stderr:
             match = re.search(r"(\d+) flow entr", res.stderr)

@@ -232,6 +232,9 @@ class Agent:
 
     async def _terminate(self, uid: str, grace: int, pod: Obj | None) -> None:
         """Stop containers gracefully, remove the sandbox, then confirm the deletion."""
+        name = self._known.get(uid, uid)
+        log.info("stopping pod %s (grace %ds)", name, grace)
+        started = asyncio.get_running_loop().time()
         await self.runtime.kill(uid, grace)
         await self.sandboxes.remove(uid)
         self.addresses.release(uid)
@@ -247,6 +250,8 @@ class Agent:
                 if e.reason not in ("NotFound", "Conflict"):
                     raise
         self._known.pop(uid, None)
+        log.info("pod %s stopped and removed in %.1fs", name,
+                 asyncio.get_running_loop().time() - started)
 
     async def sync(self, uid: str) -> None:
         pod = self._pod_by_uid(uid)
