@@ -29,9 +29,11 @@ upstream (kubernetes#129128), so flushing only nat is noticed too.
 
 Everything that touches the kernel is injected (`iptables`, `conntrack`: the real edges in
 `svcnet.dataplane.iptables` or the fakes in `svcnet.dataplane.testing`), and so is time
-(`clock`, `sleep`), so the whole loop is unit-tested without root. `sync()` is
-synchronous: it reads the informer caches, which must not change under it, so it runs on
-the event loop (an iptables-restore takes milliseconds at svcnet's scale).
+(`clock`, `sleep`), so the whole loop is unit-tested without root. The runner calls
+`sync_async()`: steps 1-2 and the reading of the informer caches run on the event loop;
+steps 3-6 (snapshot, compile, iptables, conntrack) on a worker thread, because the loop
+is the node agent's too, and a full sync of a large cluster runs iptables-restore for
+minutes. `sync()` does the same work all on the caller's thread (tests, tools).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import AbstractSet, Callable, Iterable, Protocol, Sequence
 
 from svcnet.api.kinds import kind_for
@@ -77,6 +80,33 @@ def _slice_service(obj: Obj) -> list[tuple[str, str]]:
     meta = obj.get("metadata") or {}
     svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
     return [(str(meta.get("namespace") or "default"), str(svc))] if svc else []
+
+
+@dataclass(frozen=True)
+class _SyncJob:
+    """What the event-loop half of a sync hands the kernel half: the decision, and the
+    inputs read from the informers (all objects for a full sync; a partial one only the
+    changed Services and their slices)."""
+    start: float
+    full: bool
+    changed: AbstractSet[tuple[str, str]]
+    triggers: Sequence[float]
+    queued: float | None  # when the oldest change in this sync was queued
+    previous: RuleSet | None
+    previous_snapshot: Snapshot | None
+    services: list[Obj] = field(default_factory=list)
+    slices: list[Obj] = field(default_factory=list)
+    node_labels: dict[str, str] = field(default_factory=dict)
+    changed_services: dict[tuple[str, str], Obj | None] = field(default_factory=dict)
+    changed_slices: dict[tuple[str, str], list[Obj]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _SyncResult:
+    snapshot: Snapshot
+    ruleset: RuleSet | None  # None: the sync failed
+    restored: bool           # a payload was handed to iptables-restore
+    end: float
 
 
 class IPTablesEdge(Protocol):
@@ -146,6 +176,8 @@ class IPTablesProxier:
             "sync-runner", self._run_sync, min_interval=min_sync_period,
             max_interval=max(full_sync_period, min_sync_period), retry_interval=sync_period,
             clock=clock, sleep=sleep)
+        # One kernel user at a time: the sync's worker thread or the canary check.
+        self._kernel = asyncio.Lock()
         self.previous: RuleSet | None = None
         self.previous_snapshot: Snapshot | None = None
         self.force_full = True
@@ -198,8 +230,8 @@ class IPTablesProxier:
 
     # ---- the sync ------------------------------------------------------------------------
 
-    def _run_sync(self) -> bool:
-        return self.sync()
+    async def _run_sync(self) -> bool:
+        return await self.sync_async()
 
     def _ensure_jumps_and_canary(self) -> None:
         for rule in jump_rules():
@@ -209,13 +241,33 @@ class IPTablesProxier:
             self.iptables.ensure_chain(table, KUBE_PROXY_CANARY)
 
     def sync(self) -> bool:
-        """One sync (module docstring). Returns False on failure (the runner then retries
-        within sync_period, and the next sync is full); True otherwise, including the
-        "not synced yet, nothing done" case."""
+        """One sync (module docstring), all on the calling thread. Returns False on failure
+        (the runner then retries within sync_period, and the next sync is full); True
+        otherwise, including the "not synced yet, nothing done" case."""
+        job = self._begin()
+        return True if job is None else self._commit(job, self._apply(job))
+
+    async def sync_async(self) -> bool:
+        """`sync()`, with the kernel work (and the compile) on a worker thread, so the event
+        loop it shares with the node agent keeps serving while iptables-restore and
+        conntrack run: a full sync of a large cluster takes minutes, and a command may wait
+        for the xtables lock."""
+        async with self._kernel:
+            job = self._begin()
+            if job is None:
+                return True
+            result = await asyncio.to_thread(self._apply, job)
+        return self._commit(job, result)
+
+    def _begin(self) -> _SyncJob | None:
+        """The event-loop half: drain the trackers, decide full or partial, and take the
+        inputs from the informer caches (lists of their objects, which informers replace
+        and never mutate, so the worker thread may read them while new events arrive)."""
         if not self.changes.ready:
             log.debug("not syncing: Services or EndpointSlices not synced yet")
-            return True
+            return None
         start = self.clock()
+        queued, self.oldest_queued = self.oldest_queued, None
         svc_changes, ep_changes = self.changes.drain()
         self.metrics.service_changes_pending.set(0)
         self.metrics.endpoint_changes_pending.set(0)
@@ -224,54 +276,75 @@ class IPTablesProxier:
                 or needs_full_sync(last_full_sync=self.last_full_sync, now=start,
                                    last_sync_failed=self.last_sync_failed,
                                    period=self.full_sync_period))
-        if full or self.previous_snapshot is None:
-            snapshot = build_snapshot(self.services.list(), self.slices.list(),
-                                      node_name=self.node_name, node_labels=self.node_labels)
+        if full:
+            return _SyncJob(start, True, changed, ep_changes.trigger_times, queued,
+                            self.previous, self.previous_snapshot, services=self.services.list(),
+                            slices=self.slices.list(), node_labels=dict(self.node_labels))
+        return _SyncJob(start, False, changed, ep_changes.trigger_times, queued,
+                        self.previous, self.previous_snapshot,
+                        changed_services={key: self.services.get(*key) for key in changed},
+                        changed_slices={key: self.slices.by_index(BY_SERVICE, key)
+                                        for key in changed})
+
+    def _apply(self, job: _SyncJob) -> _SyncResult:
+        """The kernel half (may run on a worker thread; touches no proxier state): build the
+        snapshot, compile, apply with one iptables-restore, then clean UDP conntrack."""
+        if job.full or job.previous_snapshot is None:
+            snapshot = build_snapshot(job.services, job.slices, node_name=self.node_name,
+                                      node_labels=job.node_labels)
         else:
-            snapshot = update_snapshot(
-                self.previous_snapshot,
-                {key: self.services.get(*key) for key in changed},
-                {key: self.slices.by_index(BY_SERVICE, key) for key in changed})
+            snapshot = update_snapshot(job.previous_snapshot, job.changed_services,
+                                       job.changed_slices)
         payload = ""
         try:
-            if full:
+            if job.full:
                 # Ensured before the restore, as upstream: the built-in chains must jump
                 # into ours, and the canary marks "our tables are intact".
                 self._ensure_jumps_and_canary()
                 existing = self.iptables.existing_chains("nat", SERVICE_CHAIN_PREFIXES)
                 ruleset = compile_full(snapshot, self.config, existing_chains=existing)
             else:
-                assert self.previous is not None
-                ruleset = compile_partial(snapshot, self.config, changed, self.previous)
+                assert job.previous is not None
+                ruleset = compile_partial(snapshot, self.config, job.changed, job.previous)
             payload = render_restore(ruleset)
             if payload:  # a partial sync may find nothing to write
                 self.iptables.restore(payload)
         except (ApplyError, DataplaneError, OSError) as e:
             if isinstance(e, ApplyError) and payload:
-                log.error("sync failed (%s sync): %s\n%s", "full" if full else "partial", e,
-                          e.context(payload))
+                log.error("sync failed (%s sync): %s\n%s", "full" if job.full else "partial",
+                          e, e.context(payload))
             else:
-                log.error("sync failed (%s sync): %s", "full" if full else "partial", e)
-            if payload:
+                log.error("sync failed (%s sync): %s", "full" if job.full else "partial", e)
+            return _SyncResult(snapshot, None, bool(payload), self.clock())
+        end = self.clock()
+        self._clean_conntrack(job.previous_snapshot, snapshot,
+                              None if job.full else job.changed)
+        return _SyncResult(snapshot, ruleset, bool(payload), end)
+
+    def _commit(self, job: _SyncJob, result: _SyncResult) -> bool:
+        """The event-loop half after the kernel work: remember what is now programmed (or
+        that the next sync must be full) and record the metrics."""
+        self.syncs += 1
+        if result.ruleset is None:
+            if result.restored:
                 self.metrics.restore_failures.inc()
-                if not full:
+                if not job.full:
                     self.metrics.partial_restore_failures.inc()
             self.force_full = True
             self.last_sync_failed = True
-            self.syncs += 1
+            # still waiting since the first of its changes was queued (health())
+            if job.queued is not None:
+                self.oldest_queued = min(job.queued, self.oldest_queued or job.queued)
             return False
-        end = self.clock()
-        self._clean_conntrack(self.previous_snapshot, snapshot, None if full else changed)
-        self.previous = ruleset
-        self.previous_snapshot = snapshot
+        self.previous = result.ruleset
+        self.previous_snapshot = result.snapshot
         self.force_full = False
         self.last_sync_failed = False
-        if full:
-            self.last_full_sync = start
-        self.last_synced = end
-        self.oldest_queued = None
-        self.syncs += 1
-        self._record_metrics(ruleset, full, start, end, ep_changes.trigger_times)
+        if job.full:
+            self.last_full_sync = job.start
+        self.last_synced = result.end
+        self._record_metrics(result.ruleset, job.full, job.start, result.end,
+                             job.triggers)
         return True
 
     def _clean_conntrack(self, old: Snapshot | None, new: Snapshot,
@@ -331,17 +404,25 @@ class IPTablesProxier:
         (someone flushed or deleted our tables), force a full resync and request it."""
         if self.last_full_sync is None:
             return True  # nothing programmed yet: the first sync is full anyway
+        return self._canary_verdict(self._canary_present())
+
+    def _canary_present(self) -> bool | None:
+        """Whether all canary chains exist (None: could not tell). Kernel reads only, so it
+        may run on a worker thread."""
         try:
-            ok = all(self.iptables.chain_exists(t, KUBE_PROXY_CANARY) for t in CANARY_TABLES)
+            return all(self.iptables.chain_exists(t, KUBE_PROXY_CANARY) for t in CANARY_TABLES)
         except (DataplaneError, OSError) as e:
             log.warning("canary check failed: %s", e)
-            return True
-        if not ok:
+            return None
+
+    def _canary_verdict(self, present: bool | None) -> bool:
+        if present is False:
             log.warning("canary chain %s missing: iptables were flushed, full resync",
                         KUBE_PROXY_CANARY)
             self.force_full = True
             self._queued()
-        return ok
+            return False
+        return True
 
     def health(self) -> Health:
         """kube-proxy's verdict: unhealthy only when a change has waited more than
@@ -372,7 +453,10 @@ class IPTablesProxier:
     async def _canary_loop(self) -> None:
         while True:
             await self.sleep(self.sync_period)
-            self.check_canary()
+            if self.last_full_sync is not None:
+                async with self._kernel:
+                    present = await asyncio.to_thread(self._canary_present)
+                self._canary_verdict(present)
 
     async def run(self) -> None:
         """Informers, the sync runner and the canary monitor, until cancelled."""

@@ -375,3 +375,73 @@ async def test_random_changes_by_partial_syncs_leave_what_a_full_sync_writes(env
         assert partials >= 50
     finally:
         await stop(tasks)
+
+
+class BlockingIPTables(FakeIPTables):
+    """FakeIPTables whose restore waits until the test releases it (a slow kernel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def restore(self, payload: str) -> None:
+        self.entered.set()
+        assert self.release.wait(5), "never released"
+        super().restore(payload)
+
+
+async def test_a_slow_restore_does_not_stall_the_event_loop(env: Any) -> None:
+    """The agent shares its loop with the proxy: while iptables-restore runs (minutes for a
+    full sync of a large cluster), heartbeats, pod work and new events must go on."""
+    _, client, _, ct, clock = env
+    ipt = BlockingIPTables()
+    proxier = IPTablesProxier(client, NODE, ["192.168.50.2"], "10.244.0.0/16", ipt, ct,
+                              clock=clock)
+    tasks = await started(proxier)
+    try:
+        sync = asyncio.create_task(proxier.sync_async())
+        assert await asyncio.to_thread(ipt.entered.wait, 5)
+        ticks = 0
+        for _ in range(20):  # the loop runs while restore is blocked
+            await asyncio.sleep(0.001)
+            ticks += 1
+        assert ticks == 20 and not sync.done() and proxier.previous is None
+        clock.now += 5
+        client.push("EndpointSlice", "MODIFIED", eps("a", ["10.244.1.9"], rv="2"))
+        await settle()  # a change during the sync: queued for the next one
+        assert proxier.changes.endpoints.pending == 1
+        ipt.release.set()
+        assert await asyncio.wait_for(sync, 5) is True
+        assert proxier.previous is not None and proxier.previous.full_sync
+        assert "10.244.1.5" in ipt.save(["nat"])
+        assert proxier.oldest_queued == clock.now  # the mid-sync change still waits
+        assert proxier.sync()  # ...and the next sync writes it
+        assert "10.244.1.9" in ipt.save(["nat"]) and proxier.oldest_queued is None
+    finally:
+        ipt.release.set()
+        await stop(tasks)
+
+
+async def test_a_failed_sync_keeps_the_time_its_changes_were_queued(env: Any,
+                                                                  monkeypatch: Any) -> None:
+    proxier, client, ipt, ct, clock = env
+    tasks = await started(proxier)
+    try:
+        assert proxier.sync()
+        queued_at = clock.now
+        client.push("EndpointSlice", "MODIFIED", eps("a", ["10.244.1.9"], rv="2"))
+        await settle()
+        assert proxier.oldest_queued == queued_at
+        clock.now += 61
+        real = ipt.restore
+
+        def broken(payload: str) -> None:
+            raise ApplyError("iptables-restore", 3, "-A X", "boom")
+        monkeypatch.setattr(ipt, "restore", broken)
+        assert not await proxier.sync_async()
+        assert proxier.oldest_queued == queued_at and not proxier.health().healthy
+        monkeypatch.setattr(ipt, "restore", real)
+        assert await proxier.sync_async() and proxier.health().healthy
+    finally:
+        await stop(tasks)
