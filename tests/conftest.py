@@ -267,3 +267,33 @@ def wait_for(check: "object", timeout: float = 20.0, what: str = "",
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: "pytest.CallInfo[None]"
+                              ) -> Iterator[None]:
+    """When a test fails, every svcnet server and agent this run started prints its thread
+    stacks to its log (SIGUSR1, cli/main.py) while the state that failed still exists; the
+    e2e clusters keep their logs in the test's tmp dir (clusterkit.running_cluster)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    factory = getattr(item.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    base = str(factory.getbasetemp())
+    signalled = False
+    for pid in pids_mentioning(base):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"svcnet.cli.main" in cmd and (b"server" in cmd or b"agent" in cmd):
+            try:
+                os.kill(pid, signal.SIGUSR1)
+                signalled = True
+            except OSError:
+                pass
+    if signalled:
+        time.sleep(0.3)  # let them write before the fixtures tear the cluster down

@@ -7,10 +7,8 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -94,15 +92,6 @@ def running_cluster(tmp: Path, dns_upstream: str = NO_UPSTREAM
     server_pid = state.processes["server"].pid
     try:
         yield plan, opts
-    except BaseException:
-        # every component prints its threads' stacks on SIGUSR1 (cli/main.py): where each
-        # one was when the test failed, in the logs kept below
-        now = load_state(plan.data_dir)
-        for rec in (now.processes.values() if now else ()):
-            if rec is not None and rec.alive():  # server and agents only: shims would die
-                os.kill(rec.pid, signal.SIGUSR1)
-        time.sleep(0.5)
-        raise
     finally:
         # keep the logs (pytest keeps the last runs' tmp dirs): a failure here is
         # otherwise undiagnosable once `down --purge` removes the data dir

@@ -416,9 +416,13 @@ spec:
     node1, node2 = cluster.plan.nodes[0], cluster.plan.nodes[1]
     client = answer(cluster.plan, node1.ip, np, "/clientip", timeout=15)
     assert client.rsplit(":", 1)[0] == cluster.plan.host_ip  # the source IP is kept
-    # the node without a local endpoint drops external traffic (no answer, not a refusal)
-    res = subprocess.run(["curl", "-sS", "--max-time", "2", f"http://{node2.ip}:{np}/"],
-                         capture_output=True, text=True)
+    # the node without a local endpoint drops external traffic (no answer, not a refusal):
+    # once its own proxy has synced the Service (until then nothing listens: a refusal)
+    def node2_answer() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["curl", "-sS", "--max-time", "2", f"http://{node2.ip}:{np}/"],
+                              capture_output=True, text=True)
+    res = wait_for(lambda: (lambda r: r if r.returncode != 7 else None)(node2_answer()),
+                   timeout=15, what=f"node-2 programming NodePort {np}")
     assert res.returncode == 28, res  # timed out
 
 

@@ -57,12 +57,22 @@ class StaticUpstream:
                 if out is not None:
                     self.request.sendall(struct.pack("!H", len(out)) + out)
 
-        self.udp = socketserver.ThreadingUDPServer((host, 0), Udp)
-        self.address: tuple[str, int] = self.udp.server_address[:2]  # type: ignore[assignment]
-        self.tcp = socketserver.ThreadingTCPServer((host, self.address[1]), Tcp,
-                                                   bind_and_activate=False)
-        self.tcp.allow_reuse_address = True
-        self.tcp.server_bind()
+        # UDP and TCP on one port: the kernel picks a free UDP port, whose TCP twin may be
+        # taken by someone else; then try another (a few tries always suffice).
+        for attempt in range(20):
+            self.udp = socketserver.ThreadingUDPServer((host, 0), Udp)
+            self.address: tuple[str, int] = self.udp.server_address[:2]  # type: ignore[assignment]
+            self.tcp = socketserver.ThreadingTCPServer((host, self.address[1]), Tcp,
+                                                       bind_and_activate=False)
+            self.tcp.allow_reuse_address = True
+            try:
+                self.tcp.server_bind()
+                break
+            except OSError:
+                self.tcp.server_close()
+                self.udp.server_close()
+                if attempt == 19:
+                    raise
         self.tcp.server_activate()
         self._threads = [threading.Thread(target=s.serve_forever, daemon=True)
                          for s in (self.udp, self.tcp)]

@@ -233,7 +233,9 @@ class Agent:
     async def _terminate(self, uid: str, grace: int, pod: Obj | None) -> None:
         """Stop containers gracefully, remove the sandbox, then confirm the deletion."""
         name = self._known.get(uid, uid)
-        log.info("stopping pod %s (grace %ds)", name, grace)
+        # a Pod's final DELETED event brings it here once more, with nothing left to stop
+        say = log.info if pod is not None or uid in self.runtime.running_pods() else log.debug
+        say("stopping pod %s (grace %ds)", name, grace)
         started = asyncio.get_running_loop().time()
         await self.runtime.kill(uid, grace)
         await self.sandboxes.remove(uid)
@@ -250,7 +252,7 @@ class Agent:
                 if e.reason not in ("NotFound", "Conflict"):
                     raise
         self._known.pop(uid, None)
-        log.info("pod %s stopped and removed in %.1fs", name,
+        say("pod %s stopped and removed in %.1fs", name,
                  asyncio.get_running_loop().time() - started)
 
     async def sync(self, uid: str) -> None:
