@@ -8,7 +8,6 @@ unread pipe (which would block it), and the server is stopped with SIGTERM after
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +20,11 @@ from typing import Any, Callable, Iterator
 import aiohttp
 import yaml
 
+from svcnet.ports import free_loopback_port
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_loopback_port()
 
 
 @contextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,8 @@ from typing import AsyncIterator, Iterator
 import pytest
 import yaml
 
+from svcnet.ports import free_loopback_port
+
 # Processes the tests start (svcnet up starts its server and agents with cwd "/") inherit
 # PYTHONPATH; a relative entry such as the documented `PYTHONPATH=src` would then point
 # nowhere and they would silently import another installed copy of svcnet.
@@ -27,9 +28,8 @@ if os.environ.get("PYTHONPATH"):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port for a test server (see svcnet.ports: not an ephemeral one)."""
+    return free_loopback_port()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import pytest
-from conftest import pids_mentioning
+from conftest import free_port, pids_mentioning
 
 from svcnet.node import containers
 from svcnet.node.logs import LogsError
@@ -173,12 +173,6 @@ def main_pid(env: Env, uid: str) -> int:
 
 async def read_logs(rt: PodRuntime, uid: str, name: str = "app", **kw: Any) -> list[bytes]:
     return [line async for line in rt.logs(uid, name, **kw)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- running, restarting, back-off ----------------------------------------------------------------
