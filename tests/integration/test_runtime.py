@@ -544,3 +544,25 @@ async def test_container_outliving_a_killed_shim_is_still_supervised(env: Env) -
             os.waitpid(attempt.pid, 0)
         except (ChildProcessError, UnboundLocalError):
             pass
+
+
+async def test_a_launch_cancelled_before_the_shim_reports_returns_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent stopping mid-launch must not wait for a shim that has not reported yet
+    (closing the pipe under a blocked reader used to freeze the event loop)."""
+    silent = tmp_path / "silent-python"
+    silent.write_text("#!/bin/sh\nexec sleep 20\n")
+    silent.chmod(0o755)
+    monkeypatch.setattr(containers.sys, "executable", str(silent))
+    shims = containers.Shims()
+    launch = asyncio.create_task(shims.launch(
+        tmp_path / "attempt", 0, containers.LaunchSpec(("true",), 0, (), "/", "h")))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    launch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await launch
+    assert time.monotonic() - started < 1.0
+    for proc in shims._children.values():
+        proc.kill()
+        proc.wait()

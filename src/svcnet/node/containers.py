@@ -224,13 +224,23 @@ class Shims:
         self._children[proc.pid] = proc
         assert proc.stdout is not None
         stdout = proc.stdout
+        # The shim writes state.json, then one line, then closes the pipe: the pipe becoming
+        # readable (data or EOF) means the outcome is on disk. Waited for on the event loop,
+        # not by a blocking readline in a thread: closing a pipe another thread is reading
+        # blocks until that read returns, which froze a cancelled launch (agent stopping).
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def on_readable() -> None:
+            if not readable.done():
+                readable.set_result(None)
+        loop.add_reader(stdout.fileno(), on_readable)
         try:
-            # A blocking read in a thread: the shim answers within milliseconds, and a pipe
-            # in the event loop would need more machinery than this one line is worth.
-            await asyncio.wait_for(asyncio.to_thread(stdout.readline), LAUNCH_TIMEOUT)
+            await asyncio.wait_for(readable, LAUNCH_TIMEOUT)
         except TimeoutError:
             os.killpg(proc.pid, signal.SIGKILL)
         finally:
+            loop.remove_reader(stdout.fileno())
             stdout.close()
         record = read_attempt(path, attempt)
         if record is None:
