@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -242,9 +243,16 @@ def test_run_it_rm_nslookup(cluster: Cluster) -> None:
     name = f"t-{secrets.token_hex(3)}"
     child = _run_it(cluster, name, "sh", "-c", "nslookup kubernetes.default")
     try:
+        # the answer block, not just the address: "10.x.0.1" is also a prefix of the
+        # Server line's "10.x.0.10"
         kubernetes_ip = ipaddress.ip_network(cluster.plan.service_cidr)[1]
-        child.expect(str(kubernetes_ip))
+        child.expect(r"Name:\s+kubernetes\.default\r?\nAddress 1: " +
+                     re.escape(str(kubernetes_ip)) +
+                     r" kubernetes\.default\.svc\.cluster\.local\r?\n")
         child.expect(f'pod "{name}" deleted')
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
     finally:
         child.close(force=True)
         cluster.run("delete", "pod", name, "--ignore-not-found", "--wait=false")

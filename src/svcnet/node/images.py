@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from svcnet.node.shim import DEFAULT_PATH
 from svcnet.node.types import ImageRef
@@ -75,6 +76,10 @@ _IMAGE_CONFIG: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
 # Node programs the mapped images need, and the Debian package that installs each.
 _PACKAGES = {"busybox": "busybox", "nginx": "nginx", "redis-server": "redis-server",
              "redis-cli": "redis-tools"}
+
+# busybox applets svcnet replaces with its own program (name -> module run with -m): see
+# svcnet.images.nslookup for why the image's nslookup is busybox 1.28's.
+_OWN_APPLETS = {"nslookup": "svcnet.images.nslookup"}
 
 _REDIS_DEFAULTS = ("--port", "6379", "--save", "", "--protected-mode", "no")
 
@@ -297,6 +302,9 @@ class ImageCatalog:
             links = self._applet_links(path)
             if name == "busybox":
                 return NodeArgv(argv=(path, *argv[1:]), path=links)
+            if name in _OWN_APPLETS:
+                return NodeArgv(argv=(self._python, "-m", _OWN_APPLETS[name], *argv[1:]),
+                                path=links)
             if name in self._applets_for(path):
                 # The image's own tool, as in the real image (busybox nslookup, wget, sh).
                 return NodeArgv(argv=(path, name, *argv[1:]), path=links)
@@ -318,18 +326,38 @@ class ImageCatalog:
         if self._bin_dir is None:
             return ""
         if busybox not in self._linked:
+            scripts = {name: f"#!/bin/sh\nexec {shlex.quote(self._python)} -m {module} "
+                             '"$@"\n' for name, module in _OWN_APPLETS.items()}
             self._linked[busybox] = make_applet_links(
-                os.path.join(self._bin_dir, "busybox"), busybox, self._applets_for(busybox))
+                os.path.join(self._bin_dir, "busybox"), busybox, self._applets_for(busybox),
+                scripts)
         return self._linked[busybox]
 
 
-def make_applet_links(directory: str, busybox: str, applets: Iterable[str]) -> str:
+def make_applet_links(directory: str, busybox: str, applets: Iterable[str],
+                      scripts: Mapping[str, str] | None = None) -> str:
     """Make `directory` hold a symlink NAME -> busybox per applet (busybox runs the applet
-    its argv[0] names), replacing stale ones; returns the directory, or "" on failure."""
+    its argv[0] names), replacing stale ones, and an executable file per entry of
+    `scripts` (name -> content) instead of the applet of that name; returns the directory,
+    or "" on failure."""
+    scripts = scripts or {}
     try:
         os.makedirs(directory, exist_ok=True)
+        for name, content in scripts.items():
+            target = os.path.join(directory, name)
+            if not os.path.islink(target) and os.path.isfile(target):
+                with open(target) as f:
+                    if f.read() == content:
+                        continue
+            tmp = f"{target}.tmp"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            with open(tmp, "w") as f:
+                f.write(content)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, target)
         for applet in applets:
-            if not applet or "/" in applet:
+            if not applet or "/" in applet or applet in scripts:
                 continue
             link = os.path.join(directory, applet)
             if os.path.islink(link) and os.readlink(link) == busybox:

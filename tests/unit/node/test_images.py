@@ -168,8 +168,15 @@ def test_busybox_containers_get_the_applets_first_on_path(tmp_path: Path) -> Non
     links = tmp_path / "busybox"
     assert res.argv == ("/bin/busybox", "sh", "-c", "nc -z web 80")
     assert res.path == str(links)
-    assert sorted(p.name for p in links.iterdir()) == ["nc", "sh", "wget"]
-    assert all(os.readlink(p) == "/bin/busybox" for p in links.iterdir())
+    assert sorted(p.name for p in links.iterdir()) == ["nc", "nslookup", "sh", "wget"]
+    assert all(os.readlink(links / p) == "/bin/busybox" for p in ("nc", "sh", "wget"))
+    # nslookup is svcnet's (busybox 1.28's), in a shell or run directly
+    script = links / "nslookup"
+    assert script.read_text() == '#!/bin/sh\nexec /py -m svcnet.images.nslookup "$@"\n'
+    assert os.access(script, os.X_OK) and not script.is_symlink()
+    direct = cat.node_argv("busybox", ("nslookup", "web"), scratch_dir=SCRATCH)
+    assert direct.argv == ("/py", "-m", "svcnet.images.nslookup", "web")
+    assert direct.path == str(links)
     # a program busybox lacks still runs from the node's PATH, with the applets first
     other = cat.node_argv("busybox", ("python3", "-V"), scratch_dir=SCRATCH)
     assert other.argv == ("python3", "-V") and other.path == str(links)
@@ -186,3 +193,10 @@ def test_applet_links_are_repaired_and_failures_fall_back(tmp_path: Path) -> Non
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert make_applet_links(str(blocker / "sub"), "/bin/busybox", ["nc"]) == ""
+    # a script replaces the applet of its name, and a changed one is rewritten
+    (d / "nslookup").symlink_to("/bin/busybox")
+    assert make_applet_links(str(d), "/bin/busybox", ["nc", "nslookup"],
+                             {"nslookup": "#!/bin/sh\necho v1\n"}) == str(d)
+    assert (d / "nslookup").read_text() == "#!/bin/sh\necho v1\n"
+    make_applet_links(str(d), "/bin/busybox", ["nslookup"], {"nslookup": "#!/bin/sh\n"})
+    assert (d / "nslookup").read_text() == "#!/bin/sh\n"
