@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from conftest import pids_mentioning
 
 from svcnet.api import remotecommand as rc
-from svcnet.node import containers, spdy
+from svcnet.node import attach, containers, shimwire, spdy
 from svcnet.node.containers import LaunchSpec, Shims
 from svcnet.node.exec import ExecSession, ExecSpec
 from svcnet.node.images import ImageCatalog
@@ -500,6 +500,11 @@ async def test_the_first_attach_sees_what_was_written_before_it(
         first = await s.ws_connect(server.make_url("/attach/default/p/early?stdout=1"),
                                    protocols=[rc.V5])
         assert await _read_until(first, b"early-output\n") == b"early-output\n"
+        # a real shim takes a connection at once (ACCEPTED), no waiting for the fallback
+        started = time.monotonic()
+        _, raw, pending = await attach.open_shim(attempt.path, False)
+        assert pending == b"" and time.monotonic() - started < 1.0
+        raw.close()
         second = await s.ws_connect(server.make_url("/attach/default/p/early?stdin=1&stdout=1"),
                                     protocols=[rc.V5])
         await second.send_bytes(rc.frame(rc.STDIN, b"later\n"))
@@ -515,3 +520,44 @@ async def test_a_command_the_agent_cannot_spawn(exec_server: TestServer) -> None
     assert status["reason"] == "InternalError"
     assert status["message"].startswith("Internal error occurred: error executing command "
                                         "in container: [Errno 2]")
+
+
+async def test_a_connection_the_shim_never_took_is_a_container_that_exited(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection left in the listen backlog of a shim whose container is exiting ends
+    without ACCEPTED: that is "not running" (kubectl then shows the logs), not an attach
+    that silently relays nothing."""
+    import socket
+
+    path = tmp_path / shimwire.SOCKET_NAME
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(4)
+    opening = asyncio.create_task(attach.open_shim(tmp_path, False))
+    await asyncio.sleep(0.2)  # connected, never accepted
+    listener.close()
+    with pytest.raises(OSError):
+        await asyncio.wait_for(opening, 5)
+    # a shim from before ACCEPTED existed: its first output frame is kept for the session
+    path.unlink()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(4)
+    opening = asyncio.create_task(attach.open_shim(tmp_path, True))
+    conn, _ = await asyncio.to_thread(listener.accept)
+    conn.sendall(shimwire.encode(shimwire.STDOUT, b"early\n"))
+    reader, writer, pending = await asyncio.wait_for(opening, 5)
+    assert pending + await reader.readexactly(len(b"early\n")) == \
+        shimwire.encode(shimwire.STDOUT, b"early\n")
+    assert shimwire.Decoder().feed(conn.recv(100)) == [(shimwire.OPEN, b"\x01")]
+    writer.close()
+    conn.close()
+    # ...and one that says nothing is attached after a short wait
+    monkeypatch.setattr(attach, "ACCEPT_WAIT_SECONDS", 0.2)
+    opening = asyncio.create_task(attach.open_shim(tmp_path, False))
+    conn, _ = await asyncio.to_thread(listener.accept)
+    reader, writer, pending = await asyncio.wait_for(opening, 5)
+    assert pending == b""
+    writer.close()
+    conn.close()
+    listener.close()

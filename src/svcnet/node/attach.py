@@ -28,6 +28,11 @@ from svcnet.node.exec import RESIZE_WAIT_SECONDS
 log = logging.getLogger("svcnet.agent.attach")
 
 
+#: How long to wait for the shim's ACCEPTED frame. A shim answers at once; one that says
+#: nothing for this long predates the frame (started by an older agent): go on without it.
+ACCEPT_WAIT_SECONDS = 2.0
+
+
 async def connect(attempt_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to a container's attach socket; OSError if nobody listens (not running)."""
     dirfd = os.open(attempt_dir, os.O_PATH | os.O_DIRECTORY)
@@ -38,12 +43,44 @@ async def connect(attempt_dir: Path) -> tuple[asyncio.StreamReader, asyncio.Stre
         os.close(dirfd)
 
 
+async def open_shim(attempt_dir: Path, uses_stdin: bool
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """Connect, say OPEN, and wait for the shim to take the connection (ACCEPTED).
+
+    Returns (reader, writer, bytes already read that belong to the session). Raises
+    OSError when the container is not running: nobody listens, or the connection ends
+    before ACCEPTED (it sat in the backlog of a shim whose container was exiting; the
+    kubelet then answers "container not found" and kubectl falls back to the logs, where
+    the output is, instead of attaching to nothing)."""
+    reader, writer = await connect(attempt_dir)
+    try:
+        writer.write(shimwire.encode(shimwire.OPEN, bytes(
+            (shimwire.OPEN_STDIN if uses_stdin else 0,))))
+        await writer.drain()
+        try:
+            head = await asyncio.wait_for(reader.readexactly(shimwire.HEADER_SIZE),
+                                          ACCEPT_WAIT_SECONDS)
+        except TimeoutError:
+            return reader, writer, b""
+        except asyncio.IncompleteReadError:
+            raise ConnectionResetError("the container exited before its shim took the "
+                                       "attach connection") from None
+        if head[0] == shimwire.ACCEPTED and shimwire.frame_size(head) == len(head):
+            return reader, writer, b""
+        return reader, writer, head  # an older shim's first output frame
+    except BaseException:
+        writer.close()
+        raise
+
+
 class AttachSession:
     """One attach over an accepted WebSocket and a connected shim socket."""
 
     def __init__(self, ws: web.WebSocketResponse, protocol: str, opts: rc.StreamOptions,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 pending: bytes = b"") -> None:
         self.ws = ws
+        self.pending = pending  # read from the shim by open_shim, not yet forwarded
         self.protocol = protocol
         self.opts = opts
         self.reader = reader
@@ -52,13 +89,15 @@ class AttachSession:
 
     async def _from_shim(self) -> None:
         decoder = shimwire.Decoder()
-        while data := await self.reader.read(65536):
+        data, self.pending = self.pending, b""
+        while data or (data := await self.reader.read(65536)):
             for channel, payload in decoder.feed(data):
                 if (channel == shimwire.STDOUT and self.opts.stdout) or \
                         (channel == shimwire.STDERR and self.opts.stderr):
                     await self.ws.send_bytes(rc.frame(channel, payload))
                 elif channel == shimwire.STDERR and self.opts.tty and self.opts.stdout:
                     await self.ws.send_bytes(rc.frame(rc.STDOUT, payload))
+            data = b""
 
     async def _from_client(self) -> None:
         async for msg in self.ws:
@@ -79,8 +118,7 @@ class AttachSession:
                 log.debug("attach: ignoring bad client message: %s", e)
 
     async def run(self) -> None:
-        self.writer.write(shimwire.encode(shimwire.OPEN, bytes(
-            (shimwire.OPEN_STDIN if self.opts.stdin else 0,))))
+        """Relay until either side ends (the shim connection comes from `open_shim`)."""
         shim = asyncio.create_task(self._from_shim())
         client = asyncio.create_task(self._from_client())
         try:

@@ -92,6 +92,7 @@ class AttachHub:
         conn.setblocking(False)
         client = _Client(conn)
         self.clients[conn.fileno()] = client
+        client.out += shimwire.encode(shimwire.ACCEPTED)
         if self.replay is not None:
             client.out += self.replay
             self.replay = None

@@ -9,21 +9,24 @@ channels where they mean the same thing:
     agent -> shim   OPEN (6, first frame; payload: 1 byte of flags, bit 0 = uses stdin),
                     STDIN (0), RESIZE (4; payload: width, height as two uint16),
                     CLOSE (255; the client is done with stdin)
-    shim -> agent   STDOUT (1), STDERR (2) (with a TTY all output is STDOUT)
+    shim -> agent   ACCEPTED (7, first frame, empty: the shim took this connection),
+                    STDOUT (1), STDERR (2) (with a TTY all output is STDOUT)
 
 The shim closes the connection when its container has exited and its output is drained;
-that is the agent's signal to end the attach session.
+that is the agent's signal to end the attach session. A connection that ends before
+ACCEPTED was never taken: the container exited while it waited in the listen backlog.
 """
 
 from __future__ import annotations
 
 import struct
 
-STDIN, STDOUT, STDERR, RESIZE, OPEN, CLOSE = 0, 1, 2, 4, 6, 255
+STDIN, STDOUT, STDERR, RESIZE, OPEN, ACCEPTED, CLOSE = 0, 1, 2, 4, 6, 7, 255
 OPEN_STDIN = 0x01
 MAX_PAYLOAD = 1 << 20
 SOCKET_NAME = "attach.sock"
 _HEAD = struct.Struct(">BI")
+HEADER_SIZE = _HEAD.size
 
 
 class WireError(ValueError):

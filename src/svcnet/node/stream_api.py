@@ -127,8 +127,8 @@ class StreamingApi:
         if not web.WebSocketResponse(protocols=rc.EXEC_PROTOCOLS).can_prepare(request).ok:
             raise web.HTTPBadRequest(text="Upgrade request required")
         try:
-            reader, writer = await attach.connect(target.attempt_dir)
-        except OSError:  # the container has just exited (or its shim predates attach)
+            reader, writer, pending = await attach.open_shim(target.attempt_dir, opts.stdin)
+        except OSError:  # the container has exited (or is exiting; or its shim predates attach)
             await self.runtime.settle(uid, target.container)
             raise web.HTTPNotFound(
                 text=f'container not found ("{target.container}")') from None
@@ -138,7 +138,7 @@ class StreamingApi:
             writer.close()
             raise
         await detached(attach.AttachSession(ws, ws.ws_protocol or rc.V1, opts, reader,
-                                            writer).run())
+                                            writer, pending).run())
         return ws
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
