@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections import Counter
 from typing import Any
 
+import pytest
 from conftest import InProcess, RunningControllers, eventually
 
 from svcnet.api.kinds import by_resource
@@ -115,7 +118,9 @@ async def test_pods_are_bound_spread_and_reported(inproc: InProcess) -> None:
         await eventually(scheduled_event)
 
 
-async def test_unschedulable_pod_waits_for_a_matching_node(inproc: InProcess) -> None:
+async def test_unschedulable_pod_waits_for_a_matching_node(
+        inproc: InProcess, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="svcnet.scheduler")
     await add_node(inproc, "node-1")
     await add_node(inproc, "node-2")
     async with RunningControllers(inproc, CONTROLLERS):
@@ -131,6 +136,13 @@ async def test_unschedulable_pod_waits_for_a_matching_node(inproc: InProcess) ->
             assert {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": want}.items() <= pod["status"]["conditions"][0].items()
         await eventually(failed)
+        # retried on a Node change, failing the same way: no second log line
+        node1 = await ok(inproc, "GET", "/api/v1/nodes/node-1")
+        node1["metadata"]["labels"]["rack"] = "r1"
+        await ok(inproc, "PUT", "/api/v1/nodes/node-1", node1)
+        await asyncio.sleep(0.3)
+        assert [r.getMessage() for r in caplog.records if "picky" in r.getMessage()] == \
+            [f"default/picky: {want}"]
         # a matching Node that is not Ready yet does not take it...
         await add_node(inproc, "node-3", {"disk": "ssd"}, ready=False)
 

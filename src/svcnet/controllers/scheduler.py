@@ -339,6 +339,7 @@ class Scheduler(Controller):
         self.assumed: dict[str, str] = {}
         # Pods that fit nowhere; tried again when a Node or a bound Pod changes.
         self.unschedulable: set[str] = set()
+        self._last_failure: dict[str, str] = {}  # key -> the message last logged
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
 
@@ -386,11 +387,15 @@ class Scheduler(Controller):
         pod = self.pods.get(ns, name)
         if pod is None or not needs_scheduling(pod) or pod["metadata"].get("uid") in self.assumed:
             self.unschedulable.discard(key)
+            self._last_failure.pop(key, None)
             return
         decision = schedule(pod, self.nodes.list(), self._pods_by_node())
         if decision.node is None:
             self.unschedulable.add(key)
-            log.info("%s: %s", key, decision.message)
+            # Retried on every Node change and freed Pod: log only what is new to read.
+            if self._last_failure.get(key) != decision.message:
+                self._last_failure[key] = decision.message
+                log.info("%s: %s", key, decision.message)
             await self.recorder.record(pod, "Warning", "FailedScheduling", decision.message)
             await self._mark_unschedulable(pod, decision.message)
             return
@@ -404,6 +409,7 @@ class Scheduler(Controller):
                 return  # deleted meanwhile
             raise  # 409: bound or changed meanwhile; the retry sees the informer's news
         self.unschedulable.discard(key)
+        self._last_failure.pop(key, None)
         await self.recorder.record(pod, "Normal", "Scheduled",
                                    f"Successfully assigned {ns}/{name} to {decision.node}")
 
