@@ -245,7 +245,14 @@ class IPTablesProxier:
         (the runner then retries within sync_period, and the next sync is full); True
         otherwise, including the "not synced yet, nothing done" case."""
         job = self._begin()
-        return True if job is None else self._commit(job, self._apply(job))
+        if job is None:
+            return True
+        try:
+            result = self._apply(job)
+        except Exception:
+            self._failed(job)
+            raise
+        return self._commit(job, result)
 
     async def sync_async(self) -> bool:
         """`sync()`, with the kernel work (and the compile) on a worker thread, so the event
@@ -256,7 +263,11 @@ class IPTablesProxier:
             job = self._begin()
             if job is None:
                 return True
-            result = await asyncio.to_thread(self._apply, job)
+            try:
+                result = await asyncio.to_thread(self._apply, job)
+            except Exception:
+                self._failed(job)  # a bug, not a kernel refusal: still, lose no change
+                raise
         return self._commit(job, result)
 
     def _begin(self) -> _SyncJob | None:
@@ -330,11 +341,7 @@ class IPTablesProxier:
                 self.metrics.restore_failures.inc()
                 if not job.full:
                     self.metrics.partial_restore_failures.inc()
-            self.force_full = True
-            self.last_sync_failed = True
-            # still waiting since the first of its changes was queued (health())
-            if job.queued is not None:
-                self.oldest_queued = min(job.queued, self.oldest_queued or job.queued)
+            self._failed(job)
             return False
         self.previous = result.ruleset
         self.previous_snapshot = result.snapshot
@@ -405,6 +412,14 @@ class IPTablesProxier:
         if self.last_full_sync is None:
             return True  # nothing programmed yet: the first sync is full anyway
         return self._canary_verdict(self._canary_present())
+
+    def _failed(self, job: _SyncJob) -> None:
+        """After a failed sync: its drained changes are gone, so only a full sync is known
+        to be right next; they still wait since the first of them was queued (health())."""
+        self.force_full = True
+        self.last_sync_failed = True
+        if job.queued is not None:
+            self.oldest_queued = min(job.queued, self.oldest_queued or job.queued)
 
     def _canary_present(self) -> bool | None:
         """Whether all canary chains exist (None: could not tell). Kernel reads only, so it

@@ -445,3 +445,28 @@ async def test_a_failed_sync_keeps_the_time_its_changes_were_queued(env: Any,
         assert await proxier.sync_async() and proxier.health().healthy
     finally:
         await stop(tasks)
+
+
+async def test_an_unexpected_error_in_a_sync_loses_no_change(env: Any,
+                                                             monkeypatch: Any) -> None:
+    """A bug in the kernel half (not a refusal by iptables) must still leave the next sync
+    full, or the changes it drained would never be written."""
+    proxier, client, ipt, ct, clock = env
+    tasks = await started(proxier)
+    try:
+        assert proxier.sync()
+        client.push("EndpointSlice", "MODIFIED", eps("a", ["10.244.1.9"], rv="2"))
+        await settle()
+        real = ipt.restore
+
+        def buggy(payload: str) -> None:
+            raise KeyError("bug")
+        monkeypatch.setattr(ipt, "restore", buggy)
+        with pytest.raises(KeyError):
+            await proxier.sync_async()
+        assert proxier.force_full and proxier.oldest_queued is not None
+        monkeypatch.setattr(ipt, "restore", real)
+        assert await proxier.sync_async()
+        assert "10.244.1.9" in ipt.save(["nat"]) and proxier.previous.full_sync  # type: ignore[union-attr]
+    finally:
+        await stop(tasks)
