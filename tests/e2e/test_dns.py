@@ -151,6 +151,10 @@ def test_headless_service_returns_every_ready_pod(cluster: Cluster,
              what="headless A records")
     web0 = next(p for p in world["webs"] if p["metadata"]["name"] == "web-0")
     assert dig(client, "web-0.nginx.default.svc.cluster.local") == [web0["status"]["podIP"]]
+    # and with the busybox image's nslookup, from inside the Pod
+    out = cluster.k("exec", "client", "-n", "demo", "--", "nslookup", "web-0.nginx.default")
+    assert f"Address 1: {web0['status']['podIP']} web-0.nginx.default.svc.cluster.local" \
+        in out, out
     srv = dig(client, "_web._tcp.nginx.default.svc.cluster.local", "SRV")
     assert "web-0.nginx.default.svc.cluster.local." in srv and "8080" in srv
 
