@@ -253,7 +253,7 @@ class Agent:
                     raise
         self._known.pop(uid, None)
         say("pod %s stopped and removed in %.1fs", name,
-                 asyncio.get_running_loop().time() - started)
+            asyncio.get_running_loop().time() - started)
 
     async def sync(self, uid: str) -> None:
         pod = self._pod_by_uid(uid)
