@@ -25,6 +25,7 @@ import dns.rdatatype
 
 from svcnet.api import errors
 from svcnet.api.kinds import kind_for
+from svcnet.cli import dns_serve
 from svcnet.client.http import HttpClient
 from svcnet.dns.explain import ResolverConfig, Step, candidates, render
 from svcnet.dns.upstream import parse_upstream
@@ -51,6 +52,7 @@ def add_subcommands(subparsers: Any) -> None:
                     help="DNS server to ask (default: the kube-dns endpoints)")
     ex.add_argument("--cluster-domain", default="cluster.local")
     ex.set_defaults(func=run_explain)
+    dns_serve.add_parser(dsub)
 
 
 def _err(message: str) -> int:

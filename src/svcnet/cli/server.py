@@ -59,27 +59,28 @@ def write_kubeconfig(path: Path, server_url: str, ca_pem: bytes, token: str) -> 
     write_private(path, yaml.safe_dump(cfg, sort_keys=False))
 
 
-def dns_settings(args: argparse.Namespace, advertise: str
+def dns_settings(args: argparse.Namespace, advertise: str, prefix: str = "--dns-"
                  ) -> tuple[DnsConfig | None, str | None]:
-    """(DNS config, IP the kube-dns endpoints use) from the flags; (None, None) without
-    --dns-listen. Raises ValueError on a bad flag (checked in `run` before starting)."""
+    """(DNS config, IP the kube-dns endpoints use) from the flags of `add_dns_arguments`
+    (spelled with `prefix` in messages); (None, None) without a listen address. Raises
+    ValueError on a bad flag (checked before starting)."""
     if not args.dns_listen:
         return None, None
-    listen = [parse_listen(v, "--dns-listen") for v in args.dns_listen]
+    listen = [parse_listen(v, f"{prefix}listen") for v in args.dns_listen]
     try:
         upstreams = ([parse_upstream(u) for u in args.dns_upstream] if args.dns_upstream
                      else upstreams_from_resolv_conf())
     except ValueError as e:
-        raise ValueError(f"--dns-upstream: {e}") from None
+        raise ValueError(f"{prefix}upstream: {e}") from None
     metrics: tuple[str, int] | None
     if args.dns_metrics_listen == "none":
         metrics = None
     elif args.dns_metrics_listen:
-        metrics = parse_listen(args.dns_metrics_listen, "--dns-metrics-listen")
+        metrics = parse_listen(args.dns_metrics_listen, f"{prefix}metrics-listen")
     else:
         metrics = (listen[0][0], 9153)
     if not 0 <= args.dns_ttl <= 3600:
-        raise ValueError(f"--dns-ttl {args.dns_ttl}: must be between 0 and 3600")
+        raise ValueError(f"{prefix}ttl {args.dns_ttl}: must be between 0 and 3600")
     domain = args.cluster_domain.strip(".").lower()
     if not domain or any(not label or len(label) > 63 for label in domain.split(".")):
         raise ValueError(f"--cluster-domain {args.cluster_domain!r}: not a valid DNS domain")
@@ -93,6 +94,32 @@ def dns_settings(args: argparse.Namespace, advertise: str
                      domain=domain, ttl=args.dns_ttl, log_queries=args.dns_log,
                      pods=args.dns_pods), \
         endpoint or None
+
+
+def add_dns_arguments(p: argparse.ArgumentParser, prefix: str, listen_help: str) -> None:
+    """The cluster DNS flags, spelled PREFIX+name (`--dns-listen` on `svcnet server`,
+    `--listen` on `svcnet dns serve`); `dns_settings` reads them."""
+    p.add_argument(f"{prefix}listen", dest="dns_listen", action="append", default=[],
+                   metavar="HOST:PORT", help=listen_help)
+    p.add_argument(f"{prefix}upstream", dest="dns_upstream", action="append", default=[],
+                   metavar="IP[:PORT]",
+                   help="resolver for names outside the cluster domain (repeatable; "
+                        "default: the nameservers of /etc/resolv.conf)")
+    p.add_argument(f"{prefix}metrics-listen", dest="dns_metrics_listen", default="",
+                   metavar="HOST:PORT",
+                   help=f"CoreDNS-style /metrics for DNS (default: first {prefix}listen host, "
+                        "port 9153; 'none' to disable)")
+    p.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                   help="the cluster's DNS domain (default %(default)s)")
+    p.add_argument(f"{prefix}ttl", dest="dns_ttl", type=int, default=5, metavar="SECONDS",
+                   help="TTL of cluster DNS answers in seconds (default %(default)s)")
+    p.add_argument(f"{prefix}pods", dest="dns_pods",
+                   choices=("insecure", "verified", "disabled"), default="insecure",
+                   help="answers for a-b-c-d.NS.pod.DOMAIN names, as CoreDNS's `pods` option: "
+                        "insecure (any IP, kubeadm's default), verified (only IPs of Pods "
+                        "in that namespace), disabled")
+    p.add_argument(f"{prefix}log", dest="dns_log", action="store_true",
+                   help="log every DNS query and its answer, as CoreDNS's log plugin does")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -111,26 +138,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="port range for NodePort Services (default %(default)s)")
     p.add_argument("--disable-controllers", action="store_true",
                    help="serve the API only (no endpoint, workload, scheduling or GC control)")
-    p.add_argument("--dns-listen", action="append", default=[], metavar="HOST:PORT",
-                   help="serve cluster DNS here (UDP and TCP; repeatable). The kube-dns "
-                        "Service in kube-system then points at the first address")
-    p.add_argument("--dns-upstream", action="append", default=[], metavar="IP[:PORT]",
-                   help="resolver for names outside the cluster domain (repeatable; "
-                        "default: the nameservers of /etc/resolv.conf)")
-    p.add_argument("--dns-metrics-listen", default="", metavar="HOST:PORT",
-                   help="CoreDNS-style /metrics for DNS (default: first --dns-listen host, "
-                        "port 9153; 'none' to disable)")
-    p.add_argument("--cluster-domain", default="cluster.local",
-                   help="the cluster's DNS domain (default %(default)s)")
-    p.add_argument("--dns-ttl", type=int, default=5,
-                   help="TTL of cluster DNS answers in seconds (default %(default)s)")
-    p.add_argument("--dns-pods", choices=("insecure", "verified", "disabled"),
-                   default="insecure",
-                   help="answers for a-b-c-d.NS.pod.DOMAIN names, as CoreDNS's `pods` option: "
-                        "insecure (any IP, kubeadm's default), verified (only IPs of Pods "
-                        "in that namespace), disabled")
-    p.add_argument("--dns-log", action="store_true",
-                   help="log every DNS query and its answer, as CoreDNS's log plugin does")
+    add_dns_arguments(p, "--dns-", "serve cluster DNS here (UDP and TCP; repeatable). The "
+                      "kube-dns Service in kube-system then points at the first address")
     p.add_argument("-v", "--verbose", action="store_true")
 
 

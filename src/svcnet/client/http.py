@@ -49,18 +49,45 @@ class HttpClient:
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, context: str | None = None) -> "HttpClient":
-        """Server, CA and token of the kubeconfig's (current) context."""
-        cfg = yaml.safe_load(Path(path).read_text())
+        """Server, CA and token of the kubeconfig's (current) context. Raises OSError if
+        the file cannot be read and ValueError, naming what is missing, if it is not a
+        kubeconfig this client can use (client certificates are not supported)."""
+        try:
+            cfg = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or "parse error"
+            raise ValueError(f"{path}: not valid YAML{where}: {problem}") from None
+
+        def named(section: str, name: object) -> dict[str, Any]:
+            for item in cfg.get(section) or []:
+                if isinstance(item, dict) and item.get("name") == name:
+                    body = item.get(section[:-1])
+                    if isinstance(body, dict):
+                        return body
+            raise ValueError(f"{path}: no {section[:-1]} named {name!r}")
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path}: not a kubeconfig")
         ctx_name = context or cfg.get("current-context")
-        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
-        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+        if not ctx_name:
+            raise ValueError(f"{path}: no current-context")
+        ctx = named("contexts", ctx_name)
+        cluster = named("clusters", ctx.get("cluster"))
+        user = named("users", ctx.get("user"))
+        if not cluster.get("server"):
+            raise ValueError(f"{path}: cluster {ctx.get('cluster')!r} has no server")
         ca: bytes | None = None
         if cluster.get("certificate-authority-data"):
-            ca = base64.b64decode(cluster["certificate-authority-data"])
+            try:
+                ca = base64.b64decode(str(cluster["certificate-authority-data"]),
+                                      validate=True)
+            except ValueError:
+                raise ValueError(f"{path}: certificate-authority-data is not base64") \
+                    from None
         elif cluster.get("certificate-authority"):
             ca = Path(cluster["certificate-authority"]).read_bytes()
-        return cls(cluster["server"], token=user.get("token", ""), ca_pem=ca,
+        return cls(str(cluster["server"]), token=str(user.get("token") or ""), ca_pem=ca,
                    insecure=bool(cluster.get("insecure-skip-tls-verify")))
 
     def _s(self) -> aiohttp.ClientSession:
