@@ -174,7 +174,21 @@ def test_starts_fast_and_stops_cleanly_on_sigterm(tmp_path: Any) -> None:
     elapsed = time.monotonic() - t0
     assert elapsed < 2.0, f"server took {elapsed:.2f}s to be ready"
     assert Http(srv).call("GET", SVCS)[0] == 200
-    assert srv.stop(signal.SIGTERM) == 0
+    # an open watch (kubectl get -w) does not hold the shutdown open: aiohttp's default
+    # waits two minutes for such a request
+    import subprocess
+    watch = subprocess.Popen(["kubectl", "--kubeconfig", str(srv.kubeconfig), "get", "svc",
+                              "-w", "--request-timeout=0"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert watch.stdout is not None and "kubernetes" in watch.stdout.readline() + \
+            watch.stdout.readline()
+        t0 = time.monotonic()
+        assert srv.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - t0 < 6
+    finally:
+        watch.kill()
+        watch.wait()
 
 
 def test_node_token_from_cli(server: ServerProcess) -> None:

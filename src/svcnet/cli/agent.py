@@ -34,7 +34,10 @@ from svcnet.proxy.metrics import healthz_app, metrics_app
 from svcnet.proxy.proxier import IPTablesProxier
 
 log = logging.getLogger("svcnet.agent")
-PROXY_MODES = ("iptables", "none")  # nftables, ipvs, userspace: not implemented yet
+PROXY_MODES = ("iptables", "none")
+#: How long in-flight requests may run on after SIGTERM (aiohttp's default is a minute,
+#: spent twice): a stopping agent must not wait on a client's long-lived stream.
+SHUTDOWN_SECONDS = 1.0  # nftables, ipvs, userspace: not implemented yet
 
 
 def add_subcommands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -106,7 +109,8 @@ async def serve(args: argparse.Namespace, token: str) -> int:
                                   sync_period=args.iptables_sync_period)
         for app, port in ((metrics_app(proxier.metrics), args.metrics_port),
                           (healthz_app(proxier.health, proxier.metrics), args.healthz_port)):
-            r = web.AppRunner(app, access_log=None, handle_signals=False)
+            r = web.AppRunner(app, access_log=None, handle_signals=False,
+                              shutdown_timeout=SHUTDOWN_SECONDS)
             await r.setup()
             await web.TCPSite(r, node.node_ip, port).start()
             http_runners.append(r)
@@ -117,7 +121,8 @@ async def serve(args: argparse.Namespace, token: str) -> int:
         return None if pod is None else str(pod["metadata"]["uid"])
     api = KubeletApi(token, uid_of, runtime.logs,
                      StreamingApi(uid_of, runtime, images, str(sandboxes.run_netns)))
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     await web.TCPSite(runner, node.node_ip, args.api_port).start()
     task = asyncio.create_task(agent.run())

@@ -165,7 +165,10 @@ async def serve(args: argparse.Namespace) -> int:
                     node_port_range=args.service_node_port_range, advertise=endpoint,
                     controllers=[] if args.disable_controllers else default_controllers(),
                     dns=dns, dns_endpoint=dns_endpoint)
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    # Watches and proxied log streams never finish by themselves: give in-flight requests
+    # a second after SIGTERM, not aiohttp's default minute (spent twice).
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
+                           shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=pki.server_context(), backlog=1024)
     await site.start()

@@ -7,10 +7,15 @@ from its token table; the agent accepts only that token, so nothing else on the 
 network can read pod logs. The path and query follow kubelet's
 `/containerLogs/{namespace}/{pod}/{container}?follow=&previous=&tailLines=&timestamps=`;
 the streaming endpoints are in stream_api.py.
+
+When the agent stops, a followed log ends cleanly (the chunked response is finished), so
+`kubectl logs -f` through the API server exits instead of holding the agent's shutdown
+open until aiohttp gives up on the handler (two minutes by default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from typing import TYPE_CHECKING, AsyncIterator, Callable
@@ -37,6 +42,7 @@ class KubeletApi:
         self.uid_of = uid_of
         self.logs = logs
         self.streams = streams
+        self.closing = asyncio.Event()  # set when the agent's HTTP server shuts down
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Callable[..., object]) -> web.StreamResponse:
@@ -72,14 +78,42 @@ class KubeletApi:
         try:
             if first:
                 await resp.write(first)
-            async for chunk in stream:
+            async for chunk in self._until_closing(stream):
                 await resp.write(chunk)
         except (ConnectionResetError, ConnectionError):
             pass
         return resp
 
+    async def _until_closing(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The chunks of `stream` until it ends or the agent shuts down."""
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            while True:
+                chunk = asyncio.ensure_future(stream.__anext__())
+                await asyncio.wait({chunk, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not chunk.done():
+                    chunk.cancel()
+                    await asyncio.gather(chunk, return_exceptions=True)
+                    return
+                try:
+                    yield chunk.result()
+                except StopAsyncIteration:
+                    return
+        finally:
+            closing.cancel()
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except (RuntimeError, StopAsyncIteration):
+                    pass  # already running or finished: nothing to release
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        self.closing.set()
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
+        app.on_shutdown.append(self._on_shutdown)
         app.router.add_get("/containerLogs/{ns}/{pod}/{container}", self.container_logs)
         if self.streams is not None:
             self.streams.add_routes(app)
