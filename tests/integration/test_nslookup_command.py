@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import socket
+import time
 
 from conftest import free_port
 
@@ -27,8 +29,27 @@ def test_the_command_against_a_real_server_on_loopback() -> None:
         out, err = io.StringIO(), io.StringIO()
         assert run(["nothere.default"], resolv, out, err, port=server.address[1]) == 1
         assert err.getvalue() == "nslookup: can't resolve 'nothere.default'\n"
-    # nobody answering: a clear failure after the resolver's timeout, not a hang
+
+
+
+def test_a_dead_server_fails_fast_and_a_silent_one_after_one_timeout() -> None:
+    # a closed port: refused at once (connected socket), as the C library sees it
     out, err = io.StringIO(), io.StringIO()
-    silent = "nameserver 127.0.0.1\noptions timeout:1 attempts:1 ndots:1\n"
-    assert run(["x.example."], silent, out, err, port=free_port()) == 1
-    assert "can't resolve 'x.example.'" in err.getvalue()
+    closed = "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n" + \
+        "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+    t0 = time.monotonic()
+    assert run(["kubernetes.default"], closed, out, err, port=free_port()) == 1
+    assert time.monotonic() - t0 < 2
+    assert err.getvalue() == "nslookup: can't resolve 'kubernetes.default'\n"
+    # a server that never answers: one timeout for the Server line, one for the lookup,
+    # not one per search domain
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:
+        mute.bind(("127.0.0.1", 0))
+        silent = POD_RESOLV.replace("10.96.0.10", "127.0.0.1") + \
+            "options timeout:1 attempts:1 ndots:5\n"
+        t0 = time.monotonic()
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["kubernetes.default"], silent, out, err,
+                   port=mute.getsockname()[1]) == 1
+        assert time.monotonic() - t0 < 3.5
+        assert "can't resolve" in err.getvalue()

@@ -25,6 +25,7 @@ A name that does not resolve prints `nslookup: can't resolve 'NAME'` on stderr a
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,9 @@ import dns.reversename
 
 from svcnet.dns.explain import ResolverConfig, candidates
 
-#: (qname, qtype) -> the record texts of the answer (empty: none, for whatever reason).
-Query = Callable[[str, str], list[str]]
+#: (qname, qtype) -> the record texts of the answer: empty when the server answered
+#: without any (NXDOMAIN, NODATA, SERVFAIL), None when no server answered at all.
+Query = Callable[[str, str], "list[str] | None"]
 
 USAGE = ("usage: nslookup HOST [SERVER]\n\n"
          "Query the nameserver for the IP address of HOST, optionally using SERVER\n")
@@ -58,16 +60,23 @@ class Answer:
 def lookup(name: str, config: ResolverConfig, query: Query) -> list[str]:
     """The addresses the C library's getaddrinfo would return for `name`: the candidates
     of the search-path walk in glibc's order, stopping at the first with A or AAAA
-    records (IPv4 first). Empty when none has any."""
+    records (IPv4 first). Empty when none has any, or as soon as the server does not
+    answer at all (glibc ends the walk there too, rather than time out once per search
+    domain)."""
     try:
         ipaddress.ip_address(name)
         return [name]  # an address resolves to itself, with no query
     except ValueError:
         pass
     for candidate in candidates(name, config):
-        found = [*query(candidate, "A"), *query(candidate, "AAAA")]
-        if found:
-            return found
+        v4 = query(candidate, "A")
+        if v4 is None:
+            return []
+        v6 = query(candidate, "AAAA")
+        if v6 is None:
+            return []
+        if v4 or v6:
+            return [*v4, *v6]
     return []
 
 
@@ -87,23 +96,43 @@ def render_host(header: str, name: str, answers: Sequence[Answer]) -> str:
 
 
 def udp_query(server: str, port: int, timeout: float, attempts: int) -> Query:
-    """A Query asking `server:port` over UDP (TCP when the answer is truncated); a timeout
-    or a malformed answer counts as no records, as for the resolver it imitates."""
-    def ask(qname: str, qtype: str) -> list[str]:
+    """A Query asking `server:port` over UDP (TCP when the answer is truncated), `attempts`
+    times `timeout` seconds at most. The socket is connected, as the C library's is, so a
+    closed port fails at once (ICMP port unreachable) instead of after every timeout."""
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+
+    def exchange(request: dns.message.Message) -> dns.message.Message | None:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect((server, port))
+            sock.send(request.to_wire())
+            while True:
+                try:
+                    reply = dns.message.from_wire(sock.recv(65535))
+                except dns.exception.DNSException:
+                    continue  # garbage: keep waiting for the real answer
+                if request.is_response(reply):
+                    return reply
+
+    def ask(qname: str, qtype: str) -> list[str] | None:
         request = dns.message.make_query(qname, qtype)
         for _ in range(max(1, attempts)):
             try:
-                reply = dns.query.udp(request, server, port=port, timeout=timeout)
-                if reply.flags & dns.flags.TC:
+                reply = exchange(request)
+                if reply is not None and reply.flags & dns.flags.TC:
                     reply = dns.query.tcp(request, server, port=port, timeout=timeout)
-            except (dns.exception.DNSException, OSError):
+            except (TimeoutError, dns.exception.Timeout):
+                continue
+            except (OSError, dns.exception.DNSException):
+                return None  # refused or unreachable: no server to ask
+            if reply is None:
                 continue
             if reply.rcode() != dns.rcode.NOERROR:
                 return []
             want = dns.rdatatype.from_text(qtype)
             return [rd.to_text() for rrset in reply.answer if rrset.rdtype == want
                     for rd in rrset]
-        return []
+        return None
     return ask
 
 

@@ -67,3 +67,16 @@ def test_bad_arguments(argv: list[str], message: str) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert run(argv, POD_RESOLV, out, err) == 1
     assert err.getvalue().startswith(message) and out.getvalue() == ""
+
+
+def test_no_answer_at_all_ends_the_walk_as_in_glibc() -> None:
+    """A server that does not answer (timeout, refused) ends the lookup at once, instead of
+    timing out again for every search domain."""
+    asked: list[tuple[str, str]] = []
+
+    def silent(qname: str, qtype: str) -> list[str] | None:
+        asked.append((qname, qtype))
+        return None
+    assert lookup("kubernetes.default", ResolverConfig.from_text(POD_RESOLV), silent) == []
+    assert asked == [("kubernetes.default.default.svc.cluster.local.", "A")]
+    assert reverse("10.96.0.10", silent) == ""
