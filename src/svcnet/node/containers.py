@@ -22,7 +22,6 @@ the new agent waits for them through pidfds, which work for any process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svcnet.node import fdwait
 from svcnet.node import shim as shim_mod
 from svcnet.node.shim import proc_start_ticks
 
@@ -228,19 +228,10 @@ class Shims:
         # readable (data or EOF) means the outcome is on disk. Waited for on the event loop,
         # not by a blocking readline in a thread: closing a pipe another thread is reading
         # blocks until that read returns, which froze a cancelled launch (agent stopping).
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-
-        def on_readable() -> None:
-            if not readable.done():
-                readable.set_result(None)
-        loop.add_reader(stdout.fileno(), on_readable)
         try:
-            await asyncio.wait_for(readable, LAUNCH_TIMEOUT)
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
+            if not await fdwait.readable(stdout.fileno(), LAUNCH_TIMEOUT):
+                os.killpg(proc.pid, signal.SIGKILL)
         finally:
-            loop.remove_reader(stdout.fileno())
             stdout.close()
         record = read_attempt(path, attempt)
         if record is None:
@@ -301,23 +292,10 @@ class Shims:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:
             return True
-        loop = asyncio.get_running_loop()
         try:
             if proc_start_ticks(pid) != start:
                 return True  # exited (and maybe reused) between the check and the open
-            done: asyncio.Future[None] = loop.create_future()
-
-            def exited() -> None:
-                if not done.done():
-                    done.set_result(None)
-            loop.add_reader(fd, exited)
-            try:
-                await asyncio.wait_for(done, timeout)
-            except TimeoutError:
-                return False
-            finally:
-                loop.remove_reader(fd)
-            return True
+            return await fdwait.readable(fd, timeout)  # a pidfd reads ready at exit
         finally:
             os.close(fd)
             self.reap()

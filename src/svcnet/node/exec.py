@@ -39,6 +39,7 @@ from typing import Any, Sequence
 from aiohttp import WSMsgType, web
 
 from svcnet.api import remotecommand as rc
+from svcnet.node import fdwait
 from svcnet.node.images import ImageCatalog
 from svcnet.node.shim import DEFAULT_PATH, precheck
 from svcnet.node.shimattach import set_winsize
@@ -97,14 +98,8 @@ def exit_code(returncode: int) -> int:
 
 # --- fd helpers (non-blocking fds on the event loop) -----------------------------------------
 
-def _wake(ready: "asyncio.Future[None]") -> None:
-    if not ready.done():
-        ready.set_result(None)
-
-
 async def _read(fd: int) -> bytes:
     """Up to CHUNK bytes; b"" at EOF (EIO on a pty master means the slave side is gone)."""
-    loop = asyncio.get_running_loop()
     while True:
         try:
             return os.read(fd, CHUNK)
@@ -114,16 +109,10 @@ async def _read(fd: int) -> bytes:
             if e.errno == errno.EIO:
                 return b""
             raise
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _wake, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
+        await fdwait.readable(fd)
 
 
 async def _write(fd: int, data: bytes) -> None:
-    loop = asyncio.get_running_loop()
     view = memoryview(data)
     while view:
         try:
@@ -131,12 +120,7 @@ async def _write(fd: int, data: bytes) -> None:
             continue
         except BlockingIOError:
             pass
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_writer(fd, _wake, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
+        await fdwait.writable(fd)
 
 
 def _kill_group(pid: int) -> None:
