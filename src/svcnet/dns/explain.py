@@ -25,23 +25,31 @@ DEFAULT_NDOTS = 1  # glibc's default, when resolv.conf says nothing
 
 @dataclass(frozen=True)
 class ResolverConfig:
-    """The parts of a resolv.conf that decide the walk."""
+    """The parts of a resolv.conf that decide the walk, and how long each query may take
+    (`timeout` seconds, `attempts` tries: glibc's defaults 5 and 2, and its caps)."""
 
     nameservers: tuple[str, ...]
     search: tuple[str, ...]
     ndots: int
+    timeout: float = 5.0
+    attempts: int = 2
 
     @classmethod
     def from_text(cls, text: str) -> "ResolverConfig":
         servers, search, options = parse_resolv_conf(text)
-        ndots = DEFAULT_NDOTS
+        ndots, timeout, attempts = DEFAULT_NDOTS, 5.0, 2
         for opt in options:
-            if opt.startswith("ndots:"):
-                try:
-                    ndots = max(0, min(15, int(opt.split(":", 1)[1])))  # glibc caps at 15
-                except ValueError:
-                    pass
-        return cls(tuple(servers), tuple(search), ndots)
+            key, _, value = opt.partition(":")
+            try:
+                if key == "ndots":
+                    ndots = max(0, min(15, int(value)))  # glibc caps at 15
+                elif key == "timeout":
+                    timeout = float(max(1, min(30, int(value))))
+                elif key == "attempts":
+                    attempts = max(1, min(5, int(value)))
+            except ValueError:
+                pass
+        return cls(tuple(servers), tuple(search), ndots, timeout, attempts)
 
 
 @dataclass(frozen=True)

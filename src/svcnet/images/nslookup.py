@@ -136,25 +136,6 @@ def udp_query(server: str, port: int, timeout: float, attempts: int) -> Query:
     return ask
 
 
-def _options(text: str) -> tuple[float, int]:
-    """resolv.conf's `timeout:` and `attempts:` (glibc's defaults 5 and 2)."""
-    timeout, attempts = 5.0, 2
-    for line in text.splitlines():
-        fields = line.split()
-        if fields[:1] != ["options"]:
-            continue
-        for opt in fields[1:]:
-            key, _, value = opt.partition(":")
-            try:
-                if key == "timeout":
-                    timeout = float(max(1, min(30, int(value))))
-                elif key == "attempts":
-                    attempts = max(1, min(5, int(value)))
-            except ValueError:
-                pass
-    return timeout, attempts
-
-
 def run(argv: Sequence[str], resolv_conf: str, out: TextIO, err: TextIO,
         port: int = 53) -> int:
     """The command: `argv` without the program name; returns the exit status."""
@@ -169,8 +150,7 @@ def run(argv: Sequence[str], resolv_conf: str, out: TextIO, err: TextIO,
     except ValueError:
         err.write(f"nslookup: bad address '{server}'\n")
         return 1
-    timeout, attempts = _options(resolv_conf)
-    query = udp_query(server, port, timeout, attempts)
+    query = udp_query(server, port, config.timeout, config.attempts)
     out.write(render_host("Server:", server, [Answer(server, reverse(server, query))]))
     try:
         addresses = lookup(argv[0], config, query)

@@ -23,6 +23,12 @@ def test_resolver_config_from_a_pods_resolv_conf() -> None:
     assert ResolverConfig.from_text("nameserver 1.1.1.1\n").ndots == 1
     assert ResolverConfig.from_text("options ndots:99\n").ndots == 15
     assert ResolverConfig.from_text("options ndots:x\n").ndots == 1
+    # how long each query may take: glibc's defaults and caps
+    assert (POD.timeout, POD.attempts) == (5.0, 2)
+    tuned = ResolverConfig.from_text("options timeout:1 attempts:3 ndots:2\n")
+    assert (tuned.timeout, tuned.attempts, tuned.ndots) == (1.0, 3, 2)
+    capped = ResolverConfig.from_text("options timeout:99 attempts:0\n")
+    assert (capped.timeout, capped.attempts) == (30.0, 1)
 
 
 @pytest.mark.parametrize("name,expected", [
