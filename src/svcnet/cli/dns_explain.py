@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,12 @@ import dns.rdatatype
 from svcnet.api import errors
 from svcnet.api.kinds import kind_for
 from svcnet.cli import dns_serve
+from svcnet.cli.up import DEFAULT_KUBECONFIG, kubeconfig_path
 from svcnet.client.http import HttpClient
 from svcnet.dns.explain import ResolverConfig, Step, candidates, render
 from svcnet.dns.upstream import parse_upstream
 from svcnet.node.dnsconf import pod_dns
 
-DEFAULT_KUBECONFIG = "/var/lib/svcnet/cluster/kubeconfig.yaml"
 PODS = kind_for("", "pods")
 SERVICES = kind_for("", "services")
 ENDPOINTS = kind_for("", "endpoints")
@@ -62,7 +61,7 @@ def _err(message: str) -> int:
 
 async def _cluster_facts(args: argparse.Namespace) -> tuple[str, str, tuple[str, int] | None]:
     """(resolv.conf text for the Pod, kube-dns ClusterIP, kube-dns endpoint or None)."""
-    path = args.kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    path = kubeconfig_path(args.kubeconfig)
     client = HttpClient.from_kubeconfig(path)
     try:
         svc = await client.get(SERVICES, "kube-system", "kube-dns")

@@ -12,16 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from typing import Any
 
 from svcnet.cli.server import add_dns_arguments, dns_settings
+from svcnet.cli.up import DEFAULT_KUBECONFIG, kubeconfig_path
 from svcnet.client.http import HttpClient
 from svcnet.dns.app import ClusterDnsApp, DnsConfig
 
-DEFAULT_KUBECONFIG = "/var/lib/svcnet/cluster/kubeconfig.yaml"
 
 
 def add_parser(dsub: Any) -> None:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"svcnet dns serve: {e}", file=sys.stderr)
         return 2
     assert config is not None
-    path = args.kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    path = kubeconfig_path(args.kubeconfig)
     try:
         client = HttpClient.from_kubeconfig(path)
     except OSError as e:

@@ -24,6 +24,14 @@ from svcnet.cluster.plan import (
 )
 
 DEFAULT_DATA_DIR = Path("/var/lib/svcnet/cluster")
+#: The kubeconfig `svcnet up` writes, which the tools use when not told otherwise.
+DEFAULT_KUBECONFIG = DEFAULT_DATA_DIR / "kubeconfig.yaml"
+
+
+def kubeconfig_path(given: str = "") -> str:
+    """The kubeconfig a tool uses, as kubectl picks it: `--kubeconfig`, else $KUBECONFIG,
+    else the local cluster's."""
+    return given or os.environ.get("KUBECONFIG") or str(DEFAULT_KUBECONFIG)
 NEEDS_ROOT = "needs root (network namespaces, bridges and routes): run it with sudo"
 
 
